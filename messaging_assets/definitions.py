@@ -1,0 +1,13 @@
+"""The code location, as `dagster dev` and `dagster asset materialize -m ...` load it."""
+
+from dagster import Definitions, in_process_executor
+
+from messaging_assets.assets import messages_asset, reference_assets, sms_asset
+from messaging_assets.resources import MessagingDltResource
+
+defs = Definitions(
+    assets=[sms_asset, messages_asset, reference_assets],
+    resources={"dlt": MessagingDltResource()},
+    # DuckDB takes one writing process per file: run the steps of a run one after another.
+    executor=in_process_executor,
+)

@@ -1,0 +1,331 @@
+"""The messaging API as a dlt `rest_api` source: the seed's config, translated for dlt.
+
+The seed's template placeholders (`{{ config['to'] }}`, `{{ stream_slice.requestId }}`) mean
+nothing to dlt: it sends them to the API as literal text. Here they become plain values read from
+dlt's config (`sources.messaging.*`) and a parent resource whose rows fill the message path.
+Code fills only two gaps: the send guard (sending is billed) and which requestIds to look up.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import dlt
+from dlt.common.configuration import configspec
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth, AuthConfigBase
+from dlt.sources.rest_api import rest_api_resources, rest_api_source
+from requests import PreparedRequest, Response
+from requests.exceptions import ConnectionError, ConnectTimeout
+
+SOURCE_NAME = "messaging"
+FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
+REFERENCE_RESOURCES = ("contacts", "phones", "registrations")
+NOT_FOUND = "NOT_FOUND"
+
+TEXT = {"data_type": "text"}
+KEY = {"data_type": "text", "nullable": False}
+INTEGER = {"data_type": "bigint"}
+TIMESTAMP = {"data_type": "timestamp", "timezone": True}
+# Prices come as decimal strings ("0.0450"); a negative price is a payout.
+PRICE = {"data_type": "decimal", "precision": 18, "scale": 6}
+
+MESSAGE_COLUMNS = {
+    "requestId": KEY,
+    "doneDate": TIMESTAMP,
+    "errorCode": INTEGER,
+    "errorReason": TEXT,
+    "from": TEXT,
+    "href": TEXT,
+    "mccmnc": TEXT,
+    "overallPrice": PRICE,
+    "priceEffective": PRICE,
+    "reference": TEXT,
+    "sentDate": TIMESTAMP,
+    "size": INTEGER,
+    "status": TEXT,
+    "submitDate": TIMESTAMP,
+    "to": TEXT,
+    "ttid": TEXT,
+    # Not from the API: when this project last asked, and what it heard if there was no status.
+    "checkedAt": TIMESTAMP,
+    "lookupError": TEXT,
+}
+PART_COLUMNS = {
+    "partId": TEXT,
+    "currency": TEXT,
+    "price": PRICE,
+    "priceEffective": PRICE,
+    "sentDate": TIMESTAMP,
+    "doneDate": TIMESTAMP,
+    "deliveryState": TEXT,
+    "errorCode": INTEGER,
+    "statusText": TEXT,
+}
+SMS_COLUMNS = {
+    "requestId": KEY,
+    "status": TEXT,
+    "to": TEXT,
+    "from": TEXT,
+    "reference": TEXT,
+    "submittedAt": TIMESTAMP,
+}
+
+# Contacts, phones and registrations come as full lists: scd2 retires a record that disappears
+# upstream (sets `_dlt_valid_to`) instead of keeping it current forever.
+FULL_LIST = {"disposition": "merge", "strategy": "scd2"}
+
+RESOURCES: dict[str, dict[str, Any]] = {
+    "sms": {
+        "primary_key": "requestId",
+        "columns": SMS_COLUMNS,
+        "endpoint": {"path": "/messaging/v1/sms"},
+    },
+    "messages": {
+        "primary_key": "requestId",
+        "columns": MESSAGE_COLUMNS,
+        "nested_hints": {"parts": {"columns": PART_COLUMNS}},
+        "parallelized": True,
+        "endpoint": {"path": "/messaging/v1/messages/{resources.message_ids_to_check.requestId}"},
+    },
+    "contacts": {
+        "primary_key": "contactId",
+        "write_disposition": FULL_LIST,
+        "endpoint": {"path": "/byon/contacts/v1"},
+    },
+    "phones": {
+        "primary_key": "phoneNumber",
+        "write_disposition": FULL_LIST,
+        "endpoint": {"path": "/byon/phonebook/v1/numbers"},
+    },
+    "registrations": {
+        "primary_key": "requestId",
+        "write_disposition": FULL_LIST,
+        "endpoint": {"path": "/byon/provisioning/v1"},
+    },
+}
+
+RESOURCE_DEFAULTS: dict[str, Any] = {
+    "write_disposition": "merge",
+    # dlt's default for DuckDB (insert_values) is several times slower and hungrier (api-notes).
+    "file_format": "parquet",
+    "endpoint": {"data_selector": "data", "paginator": "single_page"},
+}
+
+
+@configspec
+class MissingApiKey(AuthConfigBase):
+    """Stands in for the key when none is configured, so that the code location still loads and
+    a run fails at its first request, before anything is sent."""
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        raise MissingApiKeyError()
+
+
+class MissingApiKeyError(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(
+            "messaging: no API key configured. Set the SOURCES__MESSAGING__API_KEY environment "
+            "variable, or api_key under [sources.messaging] in .dlt/secrets.toml "
+            "(see .dlt/secrets.toml.example)."
+        )
+
+
+def _setting(key: str) -> Any:
+    return dlt.config.get(f"sources.{SOURCE_NAME}.{key}")
+
+
+def _named(columns: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    # A fresh dict per column, carrying its name: dlt fills hints in place, so columns sharing
+    # one dict (TEXT, PRICE) would overwrite each other, and nested hints require the name.
+    return {column: {"name": column, **hint} for column, hint in columns.items()}
+
+
+def _resource_config(name: str) -> dict[str, Any]:
+    """The resource's data, with the primary key and data selector users may override."""
+    spec = copy.deepcopy(RESOURCES[name])
+    default_key = spec["primary_key"]
+    primary_key = _setting(f"{name}.primary_key") or default_key
+    columns = spec.get("columns", {})
+    spec["primary_key"] = primary_key
+    spec["columns"] = _named(
+        {
+            **columns,
+            # Records may lack the seed's key when another one is configured.
+            default_key: {**columns.get(default_key, TEXT), "nullable": True},
+            primary_key: KEY,
+        }
+    )
+    spec["endpoint"]["data_selector"] = _data_selector(name)
+    if "nested_hints" in spec:
+        spec["nested_hints"] = {
+            table: {"columns": _named(hints["columns"])}
+            for table, hints in spec["nested_hints"].items()
+        }
+    return {"name": name, **spec}
+
+
+def _data_selector(name: str) -> str:
+    return _setting(f"{name}.data_selector") or "data"
+
+
+def parse_request_ids(value: str | Sequence[str] | None) -> list[str]:
+    """RequestIds given as a JSON list or a comma-separated string, in order, without repeats."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split(",")
+    return list(dict.fromkeys(str(item).strip() for item in value if str(item).strip()))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _column(table: str, column: str) -> list[Any]:
+    """One column of a destination table, or nothing while the table does not exist yet."""
+    with dlt.current.pipeline().sql_client() as client:
+        try:
+            rows = client.execute_sql(
+                f"SELECT {column} FROM {client.make_qualified_table_name(table)}"
+            )
+        except DatabaseUndefinedRelation:
+            return []
+    return [row[0] for row in rows or ()]
+
+
+def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
+    """Status look-ups: which requestIds `messages` asks about. It never touches the send endpoint.
+
+    (a) sends stored in `sms`, (b) stored messages, (c) requestIds from config (sent by other
+    systems); less those whose status is final or that the API no longer knows (404).
+    """
+    finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
+    settled = f"CASE WHEN status IN ({finals}) OR lookup_error IS NOT NULL THEN request_id END"
+
+    @dlt.resource(selected=False)
+    def message_ids_to_check() -> Iterator[list[dict[str, str]]]:
+        done = set(_column("messages", settled))
+        known = [*_column("sms", "request_id"), *_column("messages", "request_id"), *tracked]
+        yield [{"requestId": rid} for rid in dict.fromkeys(known) if rid not in done]
+
+    return message_ids_to_check()
+
+
+def record_missing_status(response: Response, *args: Any, **kwargs: Any) -> None:
+    """A 404 means the provider no longer keeps this status (about 3 months after it became
+    final) or never knew the id: record that on the message instead of failing the run."""
+    record: Any = {
+        "requestId": response.url.rstrip("/").rsplit("/", 1)[-1],
+        "lookupError": NOT_FOUND,
+    }
+    for key in reversed(_data_selector("messages").lstrip("$.").split(".")):
+        record = {key: record} if key else record
+    response.status_code = 200
+    response._content = json.dumps(record).encode()
+
+
+def stamp_checked_at(message: dict[str, Any]) -> dict[str, Any]:
+    message["checkedAt"] = _now()
+    for part in message.get("parts") or ():
+        # One older client spells the part's sentDate as sendDate.
+        if "sendDate" in part:
+            part.setdefault("sentDate", part.pop("sendDate"))
+    return message
+
+
+def _certainly_not_sent(response: Response | None, exception: BaseException | None) -> bool:
+    """The send endpoint bills on arrival: retry only when the request never reached the API."""
+    if response is not None:
+        return response.status_code == 429
+    if isinstance(exception, ConnectTimeout):
+        return True
+    return isinstance(exception, ConnectionError) and "refused" in str(exception).lower()
+
+
+def send_guard(
+    client: dict[str, Any], to: str | None, sender: str | None, text: str
+) -> DltResource:
+    """`sms` as a resource: one send when `to` and `from` are configured, none otherwise.
+
+    The send is retried only when it certainly did not arrive (connection refused, 429): a
+    timeout or a 5xx may have been billed, so it fails the run, naming the reference to check.
+    """
+    spec = _resource_config("sms")
+    if not (to and sender):
+        return dlt.resource(
+            [],
+            name="sms",
+            primary_key=spec["primary_key"],
+            columns=spec["columns"],
+            write_disposition="merge",
+        )
+    reference = f"messaging-assets-{uuid.uuid4()}"
+    params = {"to": to, "from": sender, "message": text, "reference": reference}
+    spec["endpoint"]["params"] = params
+    stored = {"to": to, "from": sender, "reference": reference}
+    spec["processing_steps"] = [{"map": lambda sent: {**sent, **stored, "submittedAt": _now()}}]
+    session = Client(
+        raise_for_status=False, status_codes=(), exceptions=(), retry_condition=_certainly_not_sent
+    ).session
+    (resource,) = rest_api_resources(
+        {
+            "client": {**client, "session": session},
+            "resource_defaults": RESOURCE_DEFAULTS,
+            "resources": [spec],
+        }
+    )
+    return resource
+
+
+def messaging_source(
+    *,
+    sms_to: str | None = None,
+    sms_from: str | None = None,
+    sms_message: str | None = None,
+    request_ids: Sequence[str] | str | None = None,
+) -> DltSource:
+    """All five resources, configured from dlt's config (`sources.messaging.*`, env vars
+    `SOURCES__MESSAGING__*`); the keyword arguments (Dagster run config) take precedence."""
+    api_key = dlt.secrets.get(f"sources.{SOURCE_NAME}.api_key")
+    header = _setting("api_key_header") or "api_key"
+    client = {
+        "base_url": dlt.config[f"sources.{SOURCE_NAME}.base_url"],
+        "auth": APIKeyAuth(name=header, api_key=api_key, location="header")
+        if api_key
+        else MissingApiKey(),
+    }
+    messages = _resource_config("messages")
+    messages["endpoint"]["response_actions"] = [
+        {"status_code": 404, "action": record_missing_status}
+    ]
+    messages["processing_steps"] = [{"map": stamp_checked_at}]
+    tracked = parse_request_ids(request_ids or _setting("messages.request_ids"))
+    return rest_api_source(
+        {
+            "client": client,
+            "resource_defaults": RESOURCE_DEFAULTS,
+            "resources": [
+                send_guard(
+                    client,
+                    sms_to or _setting("sms.to"),
+                    sms_from or _setting("sms.from"),
+                    sms_message or _setting("sms.message") or "",
+                ),
+                message_ids_to_check(tracked),
+                messages,
+                *(_resource_config(name) for name in REFERENCE_RESOURCES),
+            ],
+        },
+        name=SOURCE_NAME,
+        section=SOURCE_NAME,
+    )

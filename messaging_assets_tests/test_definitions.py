@@ -1,0 +1,72 @@
+"""The code location as Dagster's UI and CLI see it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey
+
+from messaging_assets.definitions import defs
+from messaging_assets.sandbox import Sandbox
+from messaging_assets_tests.conftest import REPO_ROOT, Warehouse
+
+NAMES = ("sms", "messages", "contacts", "phones", "registrations")
+
+
+def test_five_assets_keyed_grouped_and_kinded():
+    graph = defs.resolve_asset_graph()
+
+    assert graph.get_all_asset_keys() == {AssetKey(["messaging", n]) for n in NAMES}
+    for name in NAMES:
+        node = graph.get(AssetKey(["messaging", name]))
+        assert node.group_name == "messaging"
+        assert node.kinds == {"dlt", "duckdb"}
+        assert node.description
+
+
+def test_messages_depend_on_sms_and_nothing_hangs_off_external_keys():
+    graph = defs.resolve_asset_graph()
+
+    parents = {name: graph.get(AssetKey(["messaging", name])).parent_keys for name in NAMES}
+    assert parents == {n: set() for n in NAMES} | {"messages": {AssetKey(["messaging", "sms"])}}
+
+
+def test_definitions_validate_with_the_dagster_cli():
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_cli_materialize_loads_contacts_into_duckdb(sandbox: Sandbox, duckdb_path: Path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "messaging_assets.definitions",
+            "--select",
+            "messaging/contacts",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert Warehouse(duckdb_path).scalar("SELECT count(*) FROM messaging.contacts") == 120
+    assert sandbox.count("contacts") == 1
+    assert sandbox.count("sms") == 0

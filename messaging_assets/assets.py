@@ -4,7 +4,6 @@ Three blocks rather than one so that Dagster orders them: statuses are looked up
 has landed in DuckDB, and the reference lists load on their own.
 """
 
-
 from dagster import AssetExecutionContext, Config
 from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field

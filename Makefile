@@ -31,7 +31,7 @@ sandbox: install
 # Starts the sandbox, sends 3 sandbox messages, materializes every asset with the real CLI,
 # prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.
 demo: install
-	@$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
+	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
 	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) && \

@@ -1,7 +1,8 @@
 """The five `messaging/*` assets: dagster-dlt's `@dlt_assets` over the rest_api source.
 
 Three blocks rather than one so that Dagster orders them: statuses are looked up after the send
-has landed in DuckDB, and the reference lists load on their own.
+has landed in DuckDB, and the reference lists load on their own. Each run builds its source and
+pipeline afresh, so that run config and configuration changed since start-up take effect.
 """
 
 from dagster import AssetExecutionContext, Config
@@ -12,7 +13,6 @@ from messaging_assets.pipeline import messaging_pipeline
 from messaging_assets.source import REFERENCE_RESOURCES, messaging_source
 from messaging_assets.translator import MessagingTranslator
 
-PIPELINE = messaging_pipeline()
 TRANSLATOR = MessagingTranslator()
 
 
@@ -34,7 +34,7 @@ class MessagesConfig(Config):
 
 @dlt_assets(
     dlt_source=messaging_source().with_resources("sms"),
-    dlt_pipeline=PIPELINE,
+    dlt_pipeline=messaging_pipeline(),
     name="messaging_sms",
     dagster_dlt_translator=TRANSLATOR,
 )
@@ -44,12 +44,13 @@ def sms_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: S
         dlt_source=messaging_source(
             sms_to=config.to, sms_from=config.from_, sms_message=config.message
         ).with_resources("sms"),
+        dlt_pipeline=messaging_pipeline(),
     )
 
 
 @dlt_assets(
     dlt_source=messaging_source().with_resources("messages"),
-    dlt_pipeline=PIPELINE,
+    dlt_pipeline=messaging_pipeline(),
     name="messaging_messages",
     dagster_dlt_translator=TRANSLATOR,
 )
@@ -57,16 +58,19 @@ def messages_asset(context: AssetExecutionContext, dlt: DagsterDltResource, conf
     yield from dlt.run(
         context=context,
         dlt_source=messaging_source(request_ids=config.request_ids).with_resources("messages"),
+        dlt_pipeline=messaging_pipeline(),
     )
 
 
 @dlt_assets(
     dlt_source=messaging_source().with_resources(*REFERENCE_RESOURCES),
-    dlt_pipeline=PIPELINE,
+    dlt_pipeline=messaging_pipeline(),
     name="messaging_reference",
     dagster_dlt_translator=TRANSLATOR,
 )
 def reference_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
     yield from dlt.run(
-        context=context, dlt_source=messaging_source().with_resources(*REFERENCE_RESOURCES)
+        context=context,
+        dlt_source=messaging_source().with_resources(*REFERENCE_RESOURCES),
+        dlt_pipeline=messaging_pipeline(),
     )

@@ -7,9 +7,22 @@ from dlt.pipeline.pipeline import Pipeline
 
 from messaging_assets.source import SOURCE_NAME
 
+# Not named after the dataset: DuckDB names the file's catalog after its stem, and
+# `messaging.<table>` would be ambiguous between that catalog and the schema.
+DEFAULT_DATABASE = "data/messaging_assets.duckdb"
+
+
+def database_path() -> str:
+    return dlt.secrets.get("destination.duckdb.credentials") or DEFAULT_DATABASE
+
 
 def messaging_pipeline() -> Pipeline:
-    # The destination's credentials (the DuckDB file) resolve when a run loads, from
-    # DESTINATION__DUCKDB__CREDENTIALS or .dlt/config.toml, so that the same code can point at
-    # a warehouse by configuration alone.
-    return dlt.pipeline(pipeline_name=SOURCE_NAME, destination="duckdb", dataset_name=SOURCE_NAME)
+    """Built per run, so that DESTINATION__DUCKDB__CREDENTIALS (or `[destination.duckdb]
+    credentials` in .dlt/secrets.toml) set after start-up still decides where data lands.
+    To outgrow one machine, change `destination` here to a warehouse; the assets stay as they are.
+    """
+    return dlt.pipeline(
+        pipeline_name=SOURCE_NAME,
+        destination=dlt.destinations.duckdb(credentials=database_path()),
+        dataset_name=SOURCE_NAME,
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dlt
 import duckdb
 
+from messaging_assets.pipeline import database_path
 from messaging_assets.source import SOURCE_NAME
 
 TABLES = f"""
@@ -19,12 +19,12 @@ def row_counts(path: str) -> list[tuple[str, int, int]]:
     """(table, current rows, all rows): rows retired by scd2 are history, not current."""
     with duckdb.connect(path, read_only=True) as con:
         counts = []
-        for table, has_history in con.sql(TABLES).fetchall():
+        for table, has_history in con.execute(TABLES).fetchall():
             qualified = f"{SOURCE_NAME}.{table}"
-            total = con.sql(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+            total = con.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
             current = total
             if has_history:
-                current = con.sql(
+                current = con.execute(
                     f"SELECT count(*) FROM {qualified} WHERE _dlt_valid_to IS NULL"
                 ).fetchone()[0]
             counts.append((table, current, total))
@@ -32,7 +32,7 @@ def row_counts(path: str) -> list[tuple[str, int, int]]:
 
 
 def main() -> None:
-    path = dlt.config["destination.duckdb.credentials"]
+    path = database_path()
     print(f"{path}:")
     print(f"  {'table':<24}{'current rows':>14}{'all rows':>10}")
     for table, current, total in row_counts(path):

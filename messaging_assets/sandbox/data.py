@@ -13,6 +13,7 @@ import math
 import random
 import time
 import unicodedata
+import uuid
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -450,7 +451,8 @@ class StoredMessage:
 
 
 class MessageFactory:
-    """Creates messages; ids and outcomes come from one seeded stream, in creation order."""
+    """Creates messages. Outcomes come from one seeded stream, in creation order; requestIds are
+    random, as the provider's are, so that a restarted sandbox never reuses one already stored."""
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(f"{seed}:messages")
@@ -459,7 +461,7 @@ class MessageFactory:
     def create(self, to: str, sender: str, text: str, reference: str | None) -> StoredMessage:
         rng = self._rng
         self._counter += 1
-        request_id = _uuid(rng)
+        request_id = str(uuid.uuid4())
         networks, price = _network(to)
         size = min(max(1, math.ceil(len(text) / PART_LENGTH)), MAX_PARTS)
         # One 64-bit draw split by mixed radix: randrange()/choice() are pure Python and this runs

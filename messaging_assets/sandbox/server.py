@@ -356,6 +356,8 @@ class Sandbox:
         self._log: list[RecordedRequest] = []
         self._log_generation = 0
         self._counts: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._peak_in_flight: Counter[str] = Counter()
         self._faults: dict[str, deque[_FaultSpec]] = {}
         self._latency: dict[str, float] = {}
 
@@ -424,11 +426,17 @@ class Sandbox:
         with self._lock:
             return self._counts[endpoint]
 
+    def peak_in_flight(self, endpoint: str) -> int:
+        """The most requests to endpoint the sandbox was answering at one time."""
+        with self._lock:
+            return self._peak_in_flight[endpoint]
+
     def reset(self) -> None:
         with self._lock:
             self._log.clear()
             self._log_generation += 1
             self._counts.clear()
+            self._peak_in_flight = Counter(self._in_flight)
             self._faults.clear()
 
     def _log_arrival(
@@ -438,7 +446,7 @@ class Sandbox:
         query: str,
         endpoint: str | None,
         headers: Any,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, str | None]:
         secret = self.api_key_header.lower()
         recorded = {k: ("***" if k.lower() == secret else v) for k, v in headers}
         entry = RecordedRequest(method, path, query, endpoint, recorded, 0)
@@ -447,11 +455,17 @@ class Sandbox:
             self._log.append(entry)
             if endpoint is not None:
                 self._counts[endpoint] += 1
-            return self._log_generation, len(self._log) - 1
+                self._in_flight[endpoint] += 1
+                self._peak_in_flight[endpoint] = max(
+                    self._peak_in_flight[endpoint], self._in_flight[endpoint]
+                )
+            return self._log_generation, len(self._log) - 1, endpoint
 
-    def _log_done(self, token: tuple[int, int], status: int) -> None:
-        generation, index = token
+    def _log_done(self, token: tuple[int, int, str | None], status: int) -> None:
+        generation, index, endpoint = token
         with self._lock:
+            if endpoint is not None:
+                self._in_flight[endpoint] -= 1
             if generation == self._log_generation:
                 self._log[index] = dataclasses.replace(self._log[index], status=status)
 

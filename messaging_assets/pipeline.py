@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
@@ -21,8 +23,10 @@ def messaging_pipeline() -> Pipeline:
     credentials` in .dlt/secrets.toml) set after start-up still decides where data lands.
     To outgrow one machine, change `destination` here to a warehouse; the assets stay as they are.
     """
+    database = database_path()
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=SOURCE_NAME,
-        destination=dlt.destinations.duckdb(credentials=database_path()),
+        destination=dlt.destinations.duckdb(credentials=database),
         dataset_name=SOURCE_NAME,
     )

@@ -1,22 +1,39 @@
-"""The dagster-dlt resource, with the metadata users look for after a run."""
+"""The dagster-dlt resource, with what unattended runs need around `pipeline.run()`.
+
+Before each run: wait (bounded) for DuckDB's write lock, and finish or drop load packages that an
+earlier, interrupted run left behind. dagster-dlt would drop them silently, and plain dlt would
+load them and then ignore the new data; either way a refresh would quietly not happen. After each
+run: row counts and the send guard's note in the materialization metadata.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, OpExecutionContext
+import dlt
+import duckdb
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, OpExecutionContext
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
-from dagster_dlt import DagsterDltResource
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+from dagster_dlt.dlt_event_iterator import DltEventType
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 NOTHING_SENT = (
     "Nothing sent: set `to` and `from` in the run config (launchpad), or "
     "SOURCES__MESSAGING__SMS__TO and SOURCES__MESSAGING__SMS__FROM."
 )
+LOCK_TIMEOUT_KEY = "destination.duckdb.lock_timeout"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class DuckDBLocked(RuntimeError):
+    pass
 
 
 def current_row_count(pipeline: Pipeline, table: str) -> int:
@@ -33,7 +50,77 @@ def current_row_count(pipeline: Pipeline, table: str) -> int:
     return int(rows[0][0])
 
 
+def wait_for_duckdb(pipeline: Pipeline) -> None:
+    """DuckDB admits one writing process per file: wait for another (a user's DuckDB shell, a
+    sensor reading) to let go, for DESTINATION__DUCKDB__LOCK_TIMEOUT seconds at most."""
+    if pipeline.destination.destination_name != "duckdb":
+        return
+    path = pipeline.destination.configuration(None, accept_partial=True).credentials.database
+    timeout = float(dlt.config.get(LOCK_TIMEOUT_KEY) or DEFAULT_LOCK_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            duckdb.connect(path).close()
+            return
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise DuckDBLocked(
+                    f"The DuckDB file {path} is locked by another process and stayed locked for "
+                    f"{timeout:.0f}s: {error}. Close that connection (a DuckDB shell, a notebook), "
+                    "or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
+                ) from None
+            time.sleep(0.25)
+
+
+def finish_pending_packages(pipeline: Pipeline) -> str | None:
+    """Load what an interrupted run extracted, or drop it if it cannot load; say which."""
+    normalized = list(pipeline.list_normalized_load_packages())
+    pending = list(dict.fromkeys([*pipeline.list_extracted_load_packages(), *normalized]))
+    if not pending:
+        return None
+    try:
+        if normalized:
+            pipeline.load()
+        # A run killed just after normalizing leaves an extracted copy of what was loaded above.
+        if set(pipeline.list_extracted_load_packages()) - set(normalized):
+            pipeline.normalize()
+            pipeline.load()
+        pipeline.drop_pending_packages()
+    except Exception as error:
+        pipeline.drop_pending_packages()
+        return (
+            f"Dropped {len(pending)} load package(s) an earlier run left unfinished "
+            f"({', '.join(pending)}), because they could not be loaded: {error}"
+        )
+    return (
+        f"Loaded {len(pending)} load package(s) an earlier run left unfinished "
+        f"({', '.join(pending)}) before this run's own load."
+    )
+
+
 class MessagingDltResource(DagsterDltResource):
+    def _run(
+        self,
+        context: OpExecutionContext | AssetExecutionContext,
+        dlt_source: DltSource,
+        dlt_pipeline: Pipeline,
+        dagster_dlt_translator: DagsterDltTranslator,
+        **kwargs: Any,
+    ) -> Iterator[DltEventType]:
+        wait_for_duckdb(dlt_pipeline)
+        recovered = finish_pending_packages(dlt_pipeline)
+        if recovered:
+            context.log.warning(recovered)
+        for event in super()._run(
+            context, dlt_source, dlt_pipeline, dagster_dlt_translator, **kwargs
+        ):
+            if recovered and isinstance(event, MaterializeResult):
+                metadata = {**(event.metadata or {}), "recovered": MetadataValue.text(recovered)}
+                event = MaterializeResult(asset_key=event.asset_key, metadata=metadata)
+            yield event
+
     def extract_resource_metadata(
         self,
         context: OpExecutionContext | AssetExecutionContext,

@@ -20,16 +20,20 @@ from dlt.common.configuration import configspec
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
-from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth, AuthConfigBase
 from dlt.sources.rest_api import rest_api_resources, rest_api_source
-from requests import PreparedRequest, Response
-from requests.exceptions import ConnectionError, ConnectTimeout
+from requests import PreparedRequest
+
+from messaging_assets.transport import (
+    api_session,
+    check_response,
+    record_missing_status,
+    send_session,
+)
 
 SOURCE_NAME = "messaging"
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
 REFERENCE_RESOURCES = ("contacts", "phones", "registrations")
-NOT_FOUND = "NOT_FOUND"
 
 TEXT = {"data_type": "text"}
 KEY = {"data_type": "text", "nullable": False}
@@ -113,6 +117,10 @@ RESOURCES: dict[str, dict[str, Any]] = {
     },
 }
 
+# New tables and columns evolve (fields the API adds are kept); a value that cannot be coerced to
+# its column's declared type fails the run instead of growing a `__v_text` variant column.
+SCHEMA_CONTRACT = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+
 RESOURCE_DEFAULTS: dict[str, Any] = {
     "write_disposition": "merge",
     # dlt's default for DuckDB (insert_values) is several times slower and hungrier (api-notes).
@@ -164,13 +172,21 @@ def _resource_config(name: str) -> dict[str, Any]:
             primary_key: KEY,
         }
     )
-    spec["endpoint"]["data_selector"] = _data_selector(name)
+    selector = _data_selector(name)
+    spec["endpoint"]["data_selector"] = selector
+    spec["endpoint"]["response_actions"] = [
+        check_response(name, selector, name in REFERENCE_RESOURCES, _api_key_header())
+    ]
     if "nested_hints" in spec:
         spec["nested_hints"] = {
             table: {"columns": _named(hints["columns"])}
             for table, hints in spec["nested_hints"].items()
         }
     return {"name": name, **spec}
+
+
+def _api_key_header() -> str:
+    return _setting("api_key_header") or "api_key"
 
 
 def _data_selector(name: str) -> str:
@@ -221,19 +237,6 @@ def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
     return message_ids_to_check()
 
 
-def record_missing_status(response: Response, *args: Any, **kwargs: Any) -> None:
-    """A 404 means the provider no longer keeps this status (about 3 months after it became
-    final) or never knew the id: record that on the message instead of failing the run."""
-    record: Any = {
-        "requestId": response.url.rstrip("/").rsplit("/", 1)[-1],
-        "lookupError": NOT_FOUND,
-    }
-    for key in reversed(_data_selector("messages").lstrip("$.").split(".")):
-        record = {key: record} if key else record
-    response.status_code = 200
-    response._content = json.dumps(record).encode()
-
-
 def stamp_checked_at(message: dict[str, Any]) -> dict[str, Any]:
     message["checkedAt"] = _now()
     for part in message.get("parts") or ():
@@ -241,15 +244,6 @@ def stamp_checked_at(message: dict[str, Any]) -> dict[str, Any]:
         if "sendDate" in part:
             part.setdefault("sentDate", part.pop("sendDate"))
     return message
-
-
-def _certainly_not_sent(response: Response | None, exception: BaseException | None) -> bool:
-    """The send endpoint bills on arrival: retry only when the request never reached the API."""
-    if response is not None:
-        return response.status_code == 429
-    if isinstance(exception, ConnectTimeout):
-        return True
-    return isinstance(exception, ConnectionError) and "refused" in str(exception).lower()
 
 
 def send_guard(
@@ -274,12 +268,9 @@ def send_guard(
     spec["endpoint"]["params"] = params
     stored = {"to": to, "from": sender, "reference": reference}
     spec["processing_steps"] = [{"map": lambda sent: {**sent, **stored, "submittedAt": _now()}}]
-    session = Client(
-        raise_for_status=False, status_codes=(), exceptions=(), retry_condition=_certainly_not_sent
-    ).session
     (resource,) = rest_api_resources(
         {
-            "client": {**client, "session": session},
+            "client": {**client, "session": send_session(reference)},
             "resource_defaults": RESOURCE_DEFAULTS,
             "resources": [spec],
         }
@@ -297,17 +288,17 @@ def messaging_source(
     """All five resources, configured from dlt's config (`sources.messaging.*`, env vars
     `SOURCES__MESSAGING__*`); the keyword arguments (Dagster run config) take precedence."""
     api_key = dlt.secrets.get(f"sources.{SOURCE_NAME}.api_key")
-    header = _setting("api_key_header") or "api_key"
     client = {
         "base_url": dlt.config[f"sources.{SOURCE_NAME}.base_url"],
-        "auth": APIKeyAuth(name=header, api_key=api_key, location="header")
+        "auth": APIKeyAuth(name=_api_key_header(), api_key=api_key, location="header")
         if api_key
         else MissingApiKey(),
+        "session": api_session(),
     }
     messages = _resource_config("messages")
-    messages["endpoint"]["response_actions"] = [
-        {"status_code": 404, "action": record_missing_status}
-    ]
+    messages["endpoint"]["response_actions"].insert(
+        0, {"status_code": 404, "action": record_missing_status(_data_selector("messages"))}
+    )
     messages["processing_steps"] = [{"map": stamp_checked_at}]
     tracked = parse_request_ids(request_ids or _setting("messages.request_ids"))
     return rest_api_source(
@@ -328,4 +319,5 @@ def messaging_source(
         },
         name=SOURCE_NAME,
         section=SOURCE_NAME,
+        schema_contract=SCHEMA_CONTRACT,
     )

@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config: pytest.Config) -> None:
     # dlt keeps pipeline working state under DLT_DATA_DIR (default ~/.dlt): keep tests out of it.
     os.environ["DLT_DATA_DIR"] = str(Path(config.rootpath, ".pytest_cache", "dlt").resolve())
-    for name in [n for n in os.environ if n.startswith(("SOURCES__MESSAGING__", "DESTINATION__"))]:
+    prefixes = ("SOURCES__MESSAGING__", "DESTINATION__", "RUNTIME__", "EXTRACT__", "PIPELINES_DIR")
+    for name in [n for n in os.environ if n.startswith(prefixes)]:
         del os.environ[name]
 
 
@@ -36,6 +37,9 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
 def duckdb_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(path))
+    # dlt's working state belongs with its DuckDB file: a run interrupted in one test must not
+    # be finished into another test's file.
+    monkeypatch.setenv("PIPELINES_DIR", str(tmp_path / "pipelines"))
     return path
 
 

@@ -58,6 +58,10 @@ class Fault(str, Enum):
     NO_DATA_KEY = "no_data_key"
     WRONG_SHAPE = "wrong_shape"
     EMPTY_204 = "empty_204"
+    # Well-formed answers whose first record is off: what schema hints and contracts must catch.
+    MISSING_KEY = "missing_key"  # the record lacks its key (contactId, phoneNumber, requestId)
+    WRONG_TYPE = "wrong_type"  # a message's `size` (an integer) arrives as a word
+    EXTRA_FIELD = "extra_field"  # the record carries a field the API did not have before
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class RecordedRequest:
     endpoint: str | None
     headers: dict[str, str]  # the API key header's value is replaced by "***"
     status: int  # status answered; 0 while in flight or when the connection was dropped
+    received_at: float = 0.0  # time.monotonic() on arrival, to measure waits between retries
 
 
 @dataclass
@@ -324,7 +329,29 @@ class _Handler(BaseHTTPRequestHandler):
                     200, sandbox._list_body(endpoint, prefix=b'{"data":{"items":[', suffix=b"]}}")
                 )
             return self._respond(200, _encode({"data": [{"requestId": message_id}]}))
+        if fault in (Fault.MISSING_KEY, Fault.WRONG_TYPE, Fault.EXTRA_FIELD):
+            if is_list:
+                body = b"".join(sandbox._list_body(endpoint))
+            else:
+                body = sandbox._lookup(message_id or "") or _encode({"data": {}})
+            envelope = json.loads(body)
+            records = envelope["data"] if is_list else [envelope["data"]]
+            if records:
+                _spoil(records[0], endpoint, fault)
+            return self._respond(200, _encode(envelope))
         raise AssertionError(f"unhandled fault {fault}")
+
+
+_KEYS = {"contacts": "contactId", "phones": "phoneNumber"}
+
+
+def _spoil(record: dict[str, Any], endpoint: str, fault: Fault) -> None:
+    if fault is Fault.MISSING_KEY:
+        record.pop(_KEYS.get(endpoint, "requestId"), None)
+    elif fault is Fault.WRONG_TYPE:
+        record["size"] = "three"
+    else:
+        record["addedLater"] = "surprise"
 
 
 class Sandbox:
@@ -449,7 +476,7 @@ class Sandbox:
     ) -> tuple[int, int, str | None]:
         secret = self.api_key_header.lower()
         recorded = {k: ("***" if k.lower() == secret else v) for k, v in headers}
-        entry = RecordedRequest(method, path, query, endpoint, recorded, 0)
+        entry = RecordedRequest(method, path, query, endpoint, recorded, 0, time.monotonic())
         # Logged on arrival, so count() includes a request whose client already gave up waiting.
         with self._lock:
             self._log.append(entry)

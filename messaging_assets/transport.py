@@ -21,9 +21,6 @@ from requests.exceptions import ConnectionError, ConnectTimeout, HTTPError, Requ
 from tenacity import wait_random
 from urllib3.exceptions import NewConnectionError
 
-# Parallel look-ups that fail together would otherwise retry together, in lockstep.
-JITTER_SECONDS = 1.0
-
 ResponseHook = Callable[..., None]
 
 
@@ -69,12 +66,14 @@ class Jittered(Client):
         self.configure()
 
     def _make_session(self) -> Session:
-        # As dlt's Client._make_session, with random jitter added to its backoff.
+        # As dlt's Client._make_session, plus up to one backoff factor of random jitter:
+        # parallel look-ups that fail together would otherwise retry together, in lockstep.
         session = Session(**self._session_kwargs)  # type: ignore[arg-type]
         session.mount("http://", self._adapter)
         session.mount("https://", self._adapter)
         retry = _make_retry(**self._retry_kwargs)
-        retry = retry.copy(wait=retry.wait + wait_random(0, JITTER_SECONDS))
+        jitter = wait_random(0, self._retry_kwargs["backoff_factor"])
+        retry = retry.copy(wait=retry.wait + jitter)
         session.send = retry.wraps(session.send)  # type: ignore[method-assign]
         return session
 

@@ -30,6 +30,8 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     with Sandbox(api_key=API_KEY, contacts=120, phones=30, registrations=15) as api:
         monkeypatch.setenv("SOURCES__MESSAGING__BASE_URL", api.url)
         monkeypatch.setenv("SOURCES__MESSAGING__API_KEY", API_KEY)
+        # Retries as in production, only faster: backoff of 0.1 s, 0.2 s, ... plus jitter.
+        monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.1")
         yield api
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,25 @@ from messaging_assets.sandbox import Sandbox
 
 API_KEY = "test-key-5f1c0a"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def materialize_command(*selection: str) -> list[str]:
+    """The documented CLI, as a user runs it from the repo root."""
+    return [
+        sys.executable, "-m", "dagster", "asset", "materialize",
+        "-m", "messaging_assets.definitions", "--select", ",".join(selection),
+    ]  # fmt: skip
+
+
+def materialize_cli(*selection: str, env: Mapping[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        materialize_command(*selection),
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

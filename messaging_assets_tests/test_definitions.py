@@ -11,7 +11,7 @@ from dagster import AssetKey
 
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import REPO_ROOT, Warehouse
+from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_cli
 
 NAMES = ("sms", "messages", "contacts", "phones", "registrations")
 
@@ -47,24 +47,7 @@ def test_definitions_validate_with_the_dagster_cli():
 
 
 def test_cli_materialize_loads_contacts_into_duckdb(sandbox: Sandbox, duckdb_path: Path):
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "messaging_assets.definitions",
-            "--select",
-            "messaging/contacts",
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = materialize_cli("messaging/contacts", env=os.environ)
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert Warehouse(duckdb_path).scalar("SELECT count(*) FROM messaging.contacts") == 120

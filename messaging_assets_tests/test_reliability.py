@@ -16,7 +16,15 @@ import pytest
 from dagster import DagsterInstance
 
 from messaging_assets.sandbox import Fault, Sandbox
-from messaging_assets_tests.conftest import API_KEY, REPO_ROOT, Warehouse, metadata_of, run_config
+from messaging_assets_tests.conftest import (
+    API_KEY,
+    REPO_ROOT,
+    Warehouse,
+    materialize_cli,
+    materialize_command,
+    metadata_of,
+    run_config,
+)
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "hello"}
 SNAPSHOT = (
@@ -348,7 +356,7 @@ def test_key_appears_nowhere_a_run_writes(sandbox: Sandbox, duckdb_path: Path, t
     ):
         if "RUNTIME__REQUEST_MAX_ATTEMPTS" in extra:
             sandbox.inject("contacts", Fault.SERVER_ERROR, status=500)
-        outputs.append(materialize_cli(["messaging/contacts"], {**env, **extra}))
+        outputs.append(materialize_cli("messaging/contacts", env={**env, **extra}))
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         run_logs = [
@@ -369,30 +377,6 @@ def test_key_appears_nowhere_a_run_writes(sandbox: Sandbox, duckdb_path: Path, t
 SEND_ENV = {"SOURCES__MESSAGING__SMS__TO": SEND["to"], "SOURCES__MESSAGING__SMS__FROM": "ACME"}
 
 
-def materialize_cli(
-    selection: list[str], env: dict[str, str], **kwargs
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "messaging_assets.definitions",
-            "--select",
-            ",".join(selection),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
-
-
 def kill_during(
     sandbox: Sandbox, duckdb_path: Path, selection: list[str], stage: str, env: dict | None = None
 ) -> None:
@@ -400,17 +384,7 @@ def kill_during(
     (dlt has a normalized package on disk)."""
     workdir = Path(os.environ["PIPELINES_DIR"]) / "messaging"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "messaging_assets.definitions",
-            "--select",
-            ",".join(selection),
-        ],
+        materialize_command(*selection),
         cwd=REPO_ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,

@@ -82,14 +82,15 @@ def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] 
 
 @pytest.fixture
 def run(sandbox: Sandbox, duckdb_path: Path, instance: DagsterInstance):
-    """Materializes `messaging/<name>` assets in-process through Dagster, as the UI would."""
+    """Materializes `messaging/<name>` assets in-process through Dagster, as the UI would, with
+    their asset checks."""
     from messaging_assets.definitions import defs
 
     def _run(
         *names: str, raise_on_error: bool = True, config: Mapping[str, Any] | None = None
     ) -> ExecuteInProcessResult:
         return materialize(
-            list(defs.assets or ()),
+            [*(defs.assets or ()), *(defs.asset_checks or ())],
             selection=[AssetKey(["messaging", name]) for name in names],
             resources=dict(defs.resources or {}),
             instance=instance,

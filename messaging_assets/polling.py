@@ -43,7 +43,7 @@ class StatusPlan:
             parts.append("No pending message is due for a status check")
         if self.waiting:
             upcoming = "; ".join(f"{rid} at {_iso(at)}" for at, rid in self.waiting[:shown])
-            parts.append(f"next checks: {upcoming}")
+            parts.append(f"Next checks: {upcoming}")
         if self.given_up:
             parts.append(
                 f"{len(self.given_up)} message(s) past validity + margin are no longer polled"

@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -38,12 +39,21 @@ IN_FLIGHT = [
 ]
 
 
+def plans_statuses(instance: DagsterInstance, run_id: str) -> bool:
+    """Whether the run materializes `messaging/messages`, whatever job or selection launched it:
+    Dagster records the planned materializations when it creates the run."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    return any(record.asset_key == MESSAGES for record in records)
+
+
 def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
     """Runs that will look statuses up anyway: queued or in progress, whoever launched them."""
     return [
         run.run_id
         for run in instance.get_runs(RunsFilter(statuses=IN_FLIGHT))
-        if run.job_name == message_status_job.name or MESSAGES in (run.asset_selection or ())
+        if plans_statuses(instance, run.run_id)
     ]
 
 
@@ -117,8 +127,7 @@ def sms_sent_sensor(
     sent = materialization.metadata.get("sent") if materialization else None
     if not sent or not sent.value:
         return SkipReason(f"Run {asset_event.run_id} sent nothing.")
-    run = context.instance.get_run_by_id(asset_event.run_id)
-    if run is not None and MESSAGES in (run.asset_selection or ()):
+    if plans_statuses(context.instance, asset_event.run_id):
         return SkipReason(f"Run {asset_event.run_id} looked the new statuses up itself.")
     return RunRequest(run_key=f"sent-in-{asset_event.run_id}")
 

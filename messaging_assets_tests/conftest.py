@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,30 @@ def duckdb_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def instance() -> Iterator[DagsterInstance]:
     with DagsterInstance.ephemeral() as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME holding the repo's dagster.yaml, as `make dev` sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    with open(home / "dagster.yaml", "a") as config:
+        config.write("telemetry:\n  enabled: false\n")
+    return home
+
+
+@pytest.fixture
+def persistent_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
+    """The instance `dagster dev` would use (SQLite, pools): sensors need one that persists."""
+    with DagsterInstance.from_config(str(dagster_home)) as dagster_instance:
+        yield dagster_instance
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Warehouse:

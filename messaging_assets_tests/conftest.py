@@ -49,10 +49,10 @@ def instance() -> Iterator[DagsterInstance]:
 
 @pytest.fixture
 def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding the repo's dagster.yaml, as `make dev` sets it up."""
+    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO_ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
     with open(home / "dagster.yaml", "a") as config:
         config.write("telemetry:\n  enabled: false\n")
     return home

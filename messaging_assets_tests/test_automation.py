@@ -84,15 +84,19 @@ def test_status_schedule_run_with_nothing_pending_succeeds_without_calling_the_a
     assert sandbox.requests == []
 
 
-def test_schedule_cron_and_timezone_come_from_environment(monkeypatch):
+def test_settings_come_from_environment(monkeypatch):
     monkeypatch.setenv("MESSAGING_REFERENCE_CRON", "30 4 * * 1")
     monkeypatch.setenv("MESSAGING_SCHEDULE_TIMEZONE", "Europe/Berlin")
     monkeypatch.setenv("MESSAGING_REFERENCE_WARN_HOURS", "12")
+    monkeypatch.setenv("MESSAGING_VALIDITY_HOURS", "24")
+    monkeypatch.setenv("MESSAGING_ROW_DROP_SHARE", "0.6")
 
     settings = AutomationSettings.from_env()
 
     assert (settings.reference_cron, settings.timezone) == ("30 4 * * 1", "Europe/Berlin")
     assert settings.reference_warn == timedelta(hours=12)
+    assert settings.give_up_after == timedelta(hours=26)
+    assert settings.row_drop_share == 0.6
 
 
 def test_reference_data_warns_at_25_hours_and_fails_at_26():
@@ -140,7 +144,7 @@ def test_reference_asset_that_went_stale_is_requested_once(instance: DagsterInst
     contacts = AssetKey(["messaging", "contacts"])
     fresh = evaluate_automation_conditions(defs=defs, instance=instance)
     # What the freshness daemon records when the warn window passes.
-    instance._report_runless_asset_event(  # noqa: SLF001
+    instance._report_runless_asset_event(
         FreshnessStateChange(
             key=contacts,
             previous_state=FreshnessState.PASS,

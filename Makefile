@@ -44,8 +44,9 @@ demo: install
 	$(BIN)/python -m messaging_assets.report
 
 # The sandbox and `dagster dev` (web UI on http://127.0.0.1:3000) together; Ctrl-C stops both.
+# The instance is instance/dagster.yaml (DuckDB writer pool, run monitoring, freshness).
 dev: install
-	@mkdir -p .dagster_home
+	@mkdir -p .dagster_home && cp instance/dagster.yaml .dagster_home/dagster.yaml
 	@$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) & \
 	trap 'kill $$!' EXIT; \
 	$(SANDBOX_ENV) DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev

@@ -12,6 +12,7 @@ from pydantic import Field
 from messaging_assets.pipeline import messaging_pipeline
 from messaging_assets.source import REFERENCE_RESOURCES, messaging_source
 from messaging_assets.translator import MessagingTranslator
+from messaging_assets.warehouse import DUCKDB_POOL
 
 TRANSLATOR = MessagingTranslator()
 
@@ -37,6 +38,7 @@ class MessagesConfig(Config):
     dlt_pipeline=messaging_pipeline(),
     name="messaging_sms",
     dagster_dlt_translator=TRANSLATOR,
+    pool=DUCKDB_POOL,
 )
 def sms_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: SmsConfig):
     yield from dlt.run(
@@ -53,6 +55,7 @@ def sms_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: S
     dlt_pipeline=messaging_pipeline(),
     name="messaging_messages",
     dagster_dlt_translator=TRANSLATOR,
+    pool=DUCKDB_POOL,
 )
 def messages_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: MessagesConfig):
     yield from dlt.run(
@@ -67,6 +70,7 @@ def messages_asset(context: AssetExecutionContext, dlt: DagsterDltResource, conf
     dlt_pipeline=messaging_pipeline(),
     name="messaging_reference",
     dagster_dlt_translator=TRANSLATOR,
+    pool=DUCKDB_POOL,
 )
 def reference_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
     yield from dlt.run(

@@ -3,10 +3,22 @@
 from dagster import Definitions, in_process_executor
 
 from messaging_assets.assets import messages_asset, reference_assets, sms_asset
+from messaging_assets.checks import messaging_checks
+from messaging_assets.jobs import message_status_job, reference_data_job
 from messaging_assets.resources import MessagingDltResource
+from messaging_assets.schedules import message_status_schedule, reference_data_schedule
+from messaging_assets.sensors import (
+    messaging_automation_sensor,
+    pending_status_sensor,
+    sms_sent_sensor,
+)
 
 defs = Definitions(
     assets=[sms_asset, messages_asset, reference_assets],
+    asset_checks=[messaging_checks],
+    jobs=[message_status_job, reference_data_job],
+    schedules=[reference_data_schedule, message_status_schedule],
+    sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],
     resources={"dlt": MessagingDltResource()},
     # DuckDB takes one writing process per file: run the steps of a run one after another.
     executor=in_process_executor,

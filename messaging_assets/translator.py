@@ -1,10 +1,14 @@
-"""How dlt resources become Dagster assets: keys, group, descriptions and lineage."""
+"""How dlt resources become Dagster assets: keys, group, descriptions, lineage, and how fresh
+each must stay (freshness policy) and what refreshes it without a person (automation condition)."""
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSpec
+from dagster import AssetKey, AssetSpec, AutomationCondition, FreshnessPolicy
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
+
+from messaging_assets.settings import SETTINGS, AutomationSettings
+from messaging_assets.source import REFERENCE_RESOURCES
 
 GROUP = "messaging"
 
@@ -28,7 +32,32 @@ DESCRIPTIONS = {
 UPSTREAM = {"messages": [AssetKey([GROUP, "sms"])]}
 
 
+def refresh_when_stale() -> AutomationCondition:
+    """Materialize once per episode of staleness, unless a run is already on it.
+
+    The freshness daemon re-evaluates a while after a materialization, so "stale" outlasts the run
+    that fixed it; asking "not yet requested since it went stale" keeps that lag, and a run that
+    failed against a broken API, from turning into a run every automation tick.
+    """
+    stale = (
+        AutomationCondition.freshness_warned() | AutomationCondition.freshness_failed()
+    ).with_label("freshness warned or failed")
+    became_stale = (
+        AutomationCondition.freshness_warned().newly_true()
+        | AutomationCondition.freshness_failed().newly_true()
+    ).with_label("became stale")
+    requested_since = AutomationCondition.newly_requested().since(became_stale)
+    return (
+        stale
+        & ~AutomationCondition.in_progress()
+        & ~requested_since.with_label("already requested since it became stale")
+    ).with_label("refresh when stale")
+
+
 class MessagingTranslator(DagsterDltTranslator):
+    def __init__(self, settings: AutomationSettings = SETTINGS) -> None:
+        self.settings = settings
+
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         name = data.resource.name
         return (
@@ -39,5 +68,23 @@ class MessagingTranslator(DagsterDltTranslator):
                 group_name=GROUP,
                 description=DESCRIPTIONS[name],
                 deps=UPSTREAM.get(name, []),
+                freshness_policy=self.freshness_policy(name),
+                automation_condition=self.automation_condition(name),
             )
         )
+
+    def freshness_policy(self, name: str) -> FreshnessPolicy | None:
+        # Sending is billed and happens on request only: `sms` has no expected cadence.
+        if name in REFERENCE_RESOURCES:
+            return FreshnessPolicy.time_window(
+                fail_window=self.settings.reference_fail, warn_window=self.settings.reference_warn
+            )
+        if name == "messages":
+            return FreshnessPolicy.time_window(
+                fail_window=self.settings.status_fail, warn_window=self.settings.status_warn
+            )
+        return None
+
+    def automation_condition(self, name: str) -> AutomationCondition | None:
+        # Statuses are kept current by sensors that know which messages are pending; `sms` sends.
+        return refresh_when_stale() if name in REFERENCE_RESOURCES else None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,7 +43,10 @@ def materialize_cli(*selection: str, env: Mapping[str, str]) -> subprocess.Compl
 def pytest_configure(config: pytest.Config) -> None:
     # dlt keeps pipeline working state under DLT_DATA_DIR (default ~/.dlt): keep tests out of it.
     os.environ["DLT_DATA_DIR"] = str(Path(config.rootpath, ".pytest_cache", "dlt").resolve())
-    prefixes = ("SOURCES__MESSAGING__", "DESTINATION__", "RUNTIME__", "EXTRACT__", "PIPELINES_DIR")
+    prefixes = (
+        "SOURCES__MESSAGING__", "DESTINATION__", "RUNTIME__", "EXTRACT__", "PIPELINES_DIR",
+        "MESSAGING_",
+    )  # fmt: skip
     for name in [n for n in os.environ if n.startswith(prefixes)]:
         del os.environ[name]
 
@@ -70,6 +75,30 @@ def duckdb_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def instance() -> Iterator[DagsterInstance]:
     with DagsterInstance.ephemeral() as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    with open(home / "dagster.yaml", "a") as config:
+        config.write("telemetry:\n  enabled: false\n")
+    return home
+
+
+@pytest.fixture
+def persistent_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
+    """The instance `dagster dev` would use (SQLite, pools): sensors need one that persists."""
+    with DagsterInstance.from_config(str(dagster_home)) as dagster_instance:
+        yield dagster_instance
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Warehouse:
@@ -109,14 +138,15 @@ def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] 
 
 @pytest.fixture
 def run(sandbox: Sandbox, duckdb_path: Path, instance: DagsterInstance):
-    """Materializes `messaging/<name>` assets in-process through Dagster, as the UI would."""
+    """Materializes `messaging/<name>` assets in-process through Dagster, as the UI would, with
+    their asset checks."""
     from messaging_assets.definitions import defs
 
     def _run(
         *names: str, raise_on_error: bool = True, config: Mapping[str, Any] | None = None
     ) -> ExecuteInProcessResult:
         return materialize(
-            list(defs.assets or ()),
+            [*(defs.assets or ()), *(defs.asset_checks or ())],
             selection=[AssetKey(["messaging", name]) for name in names],
             resources=dict(defs.resources or {}),
             instance=instance,

@@ -64,14 +64,14 @@ def test_duplicate_current_primary_keys_fail_the_key_check(sandbox: Sandbox, run
 
 def test_status_outside_the_known_set_fails_the_status_check(sandbox: Sandbox, run):
     (request_id,) = sandbox.add_messages(1)
-    # A response without a status (the provider changed its shape) stores a null status.
-    sandbox.inject("messages", Fault.WRONG_SHAPE, times=1)
+    # The provider starts answering with a status this project does not know.
+    sandbox.inject("messages", Fault.UNKNOWN_STATUS, times=1)
 
     result = run("messages", config=run_config(request_ids=[request_id]))
 
     evaluation = check(result, "messages", "status_known")
     assert not evaluation.passed
-    assert metadata(evaluation)["unknown_statuses"] == "<null> (1)"
+    assert metadata(evaluation)["unknown_statuses"] == "SCHEDULED (1)"
 
 
 def test_message_not_final_past_its_validity_warns(sandbox: Sandbox, run):

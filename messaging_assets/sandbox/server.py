@@ -62,6 +62,7 @@ class Fault(str, Enum):
     MISSING_KEY = "missing_key"  # the record lacks its key (contactId, phoneNumber, requestId)
     WRONG_TYPE = "wrong_type"  # a message's `size` (an integer) arrives as a word
     EXTRA_FIELD = "extra_field"  # the record carries a field the API did not have before
+    UNKNOWN_STATUS = "unknown_status"  # a message in a status the provider added later
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # Recorded before the first byte leaves, so a client that has its answer sees it logged.
+        if self._token is not None:
+            self.server.sandbox._record_status(self._token, status)
         if length <= _SINGLE_WRITE_LIMIT:
             self.wfile.write(head + b"".join(chunks))
         else:
@@ -209,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sandbox = self.server.sandbox
+        self._token: tuple[int, int, str | None] | None = None
         path, _, query = self.path.partition("?")
         if self.command != "GET":
             # Drain any body so the keep-alive connection stays in step.
@@ -219,7 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(200, _encode(sandbox._stats()))
             return
         endpoint, message_id = _route(path)
-        token = sandbox._log_arrival(self.command, path, query, endpoint, self.headers.items())
+        token = self._token = sandbox._log_arrival(
+            self.command, path, query, endpoint, self.headers.items()
+        )
         status = 0
         try:
             status = self._dispatch(sandbox, endpoint, message_id, query)
@@ -329,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
                     200, sandbox._list_body(endpoint, prefix=b'{"data":{"items":[', suffix=b"]}}")
                 )
             return self._respond(200, _encode({"data": [{"requestId": message_id}]}))
-        if fault in (Fault.MISSING_KEY, Fault.WRONG_TYPE, Fault.EXTRA_FIELD):
+        if fault in (Fault.MISSING_KEY, Fault.WRONG_TYPE, Fault.EXTRA_FIELD, Fault.UNKNOWN_STATUS):
             if is_list:
                 body = b"".join(sandbox._list_body(endpoint))
             else:
@@ -350,6 +357,8 @@ def _spoil(record: dict[str, Any], endpoint: str, fault: Fault) -> None:
         record.pop(_KEYS.get(endpoint, "requestId"), None)
     elif fault is Fault.WRONG_TYPE:
         record["size"] = "three"
+    elif fault is Fault.UNKNOWN_STATUS:
+        record["status"] = "SCHEDULED"
     else:
         record["addedLater"] = "surprise"
 
@@ -488,13 +497,17 @@ class Sandbox:
                 )
             return self._log_generation, len(self._log) - 1, endpoint
 
-    def _log_done(self, token: tuple[int, int, str | None], status: int) -> None:
-        generation, index, endpoint = token
+    def _record_status(self, token: tuple[int, int, str | None], status: int) -> None:
+        generation, index, _ = token
         with self._lock:
-            if endpoint is not None:
-                self._in_flight[endpoint] -= 1
             if generation == self._log_generation:
                 self._log[index] = dataclasses.replace(self._log[index], status=status)
+
+    def _log_done(self, token: tuple[int, int, str | None], status: int) -> None:
+        self._record_status(token, status)
+        with self._lock:
+            if token[2] is not None:
+                self._in_flight[token[2]] -= 1
 
     def _stats(self) -> dict[str, Any]:
         with self._lock:

@@ -9,7 +9,7 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install test lint demo dev sandbox clean
+.PHONY: install test test-ui lint demo dev sandbox clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ install: $(VENV)/.installed
 
 test: install
 	$(BIN)/python -m pytest
+
+# The web UI in headless Chromium (Debian's `chromium`; Playwright never downloads a browser).
+# Fails rather than skips when the browser is missing: CI installs it (.ci/run).
+CHROMIUM ?= /usr/bin/chromium
+$(VENV)/.installed-ui: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ui]'
+	touch $@
+
+test-ui: $(VENV)/.installed-ui
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) missing: apt-get install chromium"; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m ui
 
 lint: install
 	$(BIN)/ruff check .

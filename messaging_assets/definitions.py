@@ -4,6 +4,7 @@ from dagster import Definitions, in_process_executor
 
 from messaging_assets.assets import messages_asset, reference_assets, sms_asset
 from messaging_assets.checks import messaging_checks
+from messaging_assets.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
 from messaging_assets.jobs import message_status_job, reference_data_job
 from messaging_assets.resources import MessagingDltResource
 from messaging_assets.schedules import message_status_schedule, reference_data_schedule
@@ -14,8 +15,8 @@ from messaging_assets.sensors import (
 )
 
 defs = Definitions(
-    assets=[sms_asset, messages_asset, reference_assets],
-    asset_checks=[messaging_checks],
+    assets=[sms_asset, messages_asset, reference_assets, delivery_summary],
+    asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
     jobs=[message_status_job, reference_data_job],
     schedules=[reference_data_schedule, message_status_schedule],
     sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],

@@ -8,12 +8,9 @@ run: row counts and the send guard's note in the materialization metadata.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import dlt
-import duckdb
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, OpExecutionContext
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
@@ -24,16 +21,12 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from messaging_assets.warehouse import writable
+
 NOTHING_SENT = (
     "Nothing sent: set `to` and `from` in the run config (launchpad), or "
     "SOURCES__MESSAGING__SMS__TO and SOURCES__MESSAGING__SMS__FROM."
 )
-LOCK_TIMEOUT_KEY = "destination.duckdb.lock_timeout"
-DEFAULT_LOCK_TIMEOUT = 30.0
-
-
-class DuckDBLocked(RuntimeError):
-    pass
 
 
 def current_row_count(pipeline: Pipeline, table: str) -> int:
@@ -51,27 +44,11 @@ def current_row_count(pipeline: Pipeline, table: str) -> int:
 
 
 def wait_for_duckdb(pipeline: Pipeline) -> None:
-    """DuckDB admits one writing process per file: wait for another (a user's DuckDB shell, a
-    sensor reading) to let go, for DESTINATION__DUCKDB__LOCK_TIMEOUT seconds at most."""
-    if pipeline.destination.destination_name != "duckdb":
-        return
-    path = pipeline.destination.configuration(None, accept_partial=True).credentials.database
-    timeout = float(dlt.config.get(LOCK_TIMEOUT_KEY) or DEFAULT_LOCK_TIMEOUT)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            duckdb.connect(path).close()
-            return
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise DuckDBLocked(
-                    f"The DuckDB file {path} is locked by another process and stayed locked for "
-                    f"{timeout:.0f}s: {error}. Close that connection (a DuckDB shell, a notebook), "
-                    "or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
-                ) from None
-            time.sleep(0.25)
+    """Fail early and clearly, rather than mid-load, while another process holds the file."""
+    if pipeline.destination.destination_name == "duckdb":
+        config = pipeline.destination.configuration(None, accept_partial=True)
+        with writable(config.credentials.database):
+            pass
 
 
 def finish_pending_packages(pipeline: Pipeline) -> str | None:

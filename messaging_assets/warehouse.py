@@ -9,15 +9,54 @@ runs: they open the file read-only for a moment and skip their tick while a writ
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import dlt
 import duckdb
 
 from messaging_assets.pipeline import database_path
 from messaging_assets.source import SOURCE_NAME
 
 DUCKDB_POOL = "messaging_duckdb"
+
+
+LOCK_TIMEOUT_KEY = "destination.duckdb.lock_timeout"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class DuckDBLocked(RuntimeError):
+    pass
+
+
+@contextmanager
+def writable(path: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection once no other process holds the file (a dlt load, a user's DuckDB
+    shell, a sensor reading), waiting DESTINATION__DUCKDB__LOCK_TIMEOUT seconds at most."""
+    path = path or database_path()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    timeout = float(dlt.config.get(LOCK_TIMEOUT_KEY) or DEFAULT_LOCK_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            con = duckdb.connect(path)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise DuckDBLocked(
+                    f"The DuckDB file {path} is locked by another process and stayed locked for "
+                    f"{timeout:.0f}s: {error}. Close that connection (a DuckDB shell, a notebook), "
+                    "or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
+                ) from None
+            time.sleep(0.25)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 class WarehouseUnavailable(Exception):

@@ -14,12 +14,13 @@ from messaging_assets.sandbox import Sandbox
 from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_cli
 
 NAMES = ("sms", "messages", "contacts", "phones", "registrations")
+SUMMARY = AssetKey(["messaging", "delivery_summary"])
 
 
-def test_five_assets_keyed_grouped_and_kinded():
+def test_five_dlt_assets_keyed_grouped_and_kinded():
     graph = defs.resolve_asset_graph()
 
-    assert graph.get_all_asset_keys() == {AssetKey(["messaging", n]) for n in NAMES}
+    assert graph.get_all_asset_keys() == {AssetKey(["messaging", n]) for n in NAMES} | {SUMMARY}
     for name in NAMES:
         node = graph.get(AssetKey(["messaging", name]))
         assert node.group_name == "messaging"
@@ -32,6 +33,7 @@ def test_messages_depend_on_sms_and_nothing_hangs_off_external_keys():
 
     parents = {name: graph.get(AssetKey(["messaging", name])).parent_keys for name in NAMES}
     assert parents == {n: set() for n in NAMES} | {"messages": {AssetKey(["messaging", "sms"])}}
+    assert graph.get(SUMMARY).parent_keys == {AssetKey(["messaging", "messages"])}
 
 
 def test_definitions_validate_with_the_dagster_cli():

@@ -9,7 +9,7 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install test test-ui lint demo dev sandbox clean
+.PHONY: install test test-ui lint demo dev sandbox clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-ui: $(VENV)/.installed-ui
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The benchmark against the floor (README "Performance"); ~15 min with the default sizes.
+# Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; figures: bench/results/latest.json.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 sandbox: install
 	$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)

@@ -1,0 +1,216 @@
+"""The floor: the same job with no framework, as fast as this machine does it.
+
+`requests` fetches, `pyarrow` turns JSON into columns, DuckDB merges by delete-insert in one
+transaction. Tables, column names and types match what the project's assets produce (snake_case,
+`TIMESTAMP WITH TIME ZONE`, `DECIMAL(18,6)`, parts in `messages__parts` linked by `_dlt_parent_id`),
+so the floor does the same work, minus the framework.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.json as pa_json
+import requests
+from requests.adapters import HTTPAdapter
+
+CONTACT_FIELDS = (
+    "contactId",
+    "firstName",
+    "lastName",
+    "phoneNumber",
+    "email",
+    "company",
+    "createdAt",
+    "updatedAt",
+)
+_TEXT_MESSAGE_FIELDS = (
+    "requestId", "doneDate", "errorReason", "from", "href", "mccmnc", "overallPrice",
+    "priceEffective", "reference", "sentDate", "status", "submitDate", "to", "ttid", "checkedAt",
+    "lookupError", "_dlt_id",
+)  # fmt: skip
+_TEXT_PART_FIELDS = (
+    "partId", "currency", "price", "priceEffective", "sentDate", "doneDate", "deliveryState",
+    "statusText", "_dlt_root_id", "_dlt_parent_id", "_dlt_id",
+)  # fmt: skip
+# Explicit schemas: a field missing from every record (lookupError) still gets its column.
+MESSAGE_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in _TEXT_MESSAGE_FIELDS]
+    + [("errorCode", pa.int64()), ("size", pa.int64())]
+)
+PART_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in _TEXT_PART_FIELDS]
+    + [("errorCode", pa.int64()), ("_dlt_list_idx", pa.int64())]
+)
+FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
+
+CONTACTS_DDL = """
+CREATE TABLE IF NOT EXISTS messaging.contacts (
+    contact_id VARCHAR NOT NULL, first_name VARCHAR, last_name VARCHAR, phone_number VARCHAR,
+    email VARCHAR, company VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+    _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL)
+"""
+CONTACTS_SELECT = """
+SELECT "contactId", "firstName", "lastName", "phoneNumber", email, company,
+       "createdAt"::TIMESTAMPTZ, "updatedAt"::TIMESTAMPTZ, $load_id, "contactId"
+FROM staged
+"""
+
+MESSAGES_DDL = """
+CREATE TABLE IF NOT EXISTS messaging.messages (
+    request_id VARCHAR NOT NULL, done_date TIMESTAMPTZ, error_code BIGINT, error_reason VARCHAR,
+    "from" VARCHAR, href VARCHAR, mccmnc VARCHAR, overall_price DECIMAL(18,6),
+    price_effective DECIMAL(18,6), reference VARCHAR, sent_date TIMESTAMPTZ, size BIGINT,
+    status VARCHAR, submit_date TIMESTAMPTZ, "to" VARCHAR, ttid VARCHAR, checked_at TIMESTAMPTZ,
+    lookup_error VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS messaging.messages__parts (
+    part_id VARCHAR, currency VARCHAR, price DECIMAL(18,6), price_effective DECIMAL(18,6),
+    sent_date TIMESTAMPTZ, done_date TIMESTAMPTZ, delivery_state VARCHAR, error_code BIGINT,
+    status_text VARCHAR, _dlt_root_id VARCHAR NOT NULL, _dlt_parent_id VARCHAR NOT NULL,
+    _dlt_list_idx BIGINT NOT NULL, _dlt_id VARCHAR NOT NULL);
+"""
+MESSAGES_SELECT = """
+SELECT "requestId", "doneDate"::TIMESTAMPTZ, "errorCode", "errorReason", "from", href, mccmnc,
+       "overallPrice"::DECIMAL(18,6), "priceEffective"::DECIMAL(18,6), reference,
+       "sentDate"::TIMESTAMPTZ, size, status, "submitDate"::TIMESTAMPTZ, "to", ttid,
+       "checkedAt"::TIMESTAMPTZ, "lookupError", $load_id, "_dlt_id"
+FROM staged_messages
+"""
+PARTS_SELECT = """
+SELECT "partId", currency, price::DECIMAL(18,6), "priceEffective"::DECIMAL(18,6),
+       "sentDate"::TIMESTAMPTZ, "doneDate"::TIMESTAMPTZ, "deliveryState", "errorCode",
+       "statusText", "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"
+FROM staged_parts
+"""
+
+
+def _connect(database: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(database)
+    con.execute("CREATE SCHEMA IF NOT EXISTS messaging")
+    return con
+
+
+def _load_id() -> str:
+    return str(time.time())
+
+
+def load_contacts(base_url: str, api_key: str, database: str) -> int:
+    """One GET of the full list, parsed straight into columns, merged by delete-insert."""
+    response = requests.get(f"{base_url}/byon/contacts/v1", headers={"api_key": api_key})
+    response.raise_for_status()
+    body = response.content
+    # The page is one JSON object: a block larger than it makes pyarrow parse it in one go, in C++.
+    # Every field is read as text, as the API sends it; DuckDB casts in the merge.
+    contact = pa.struct([(name, pa.string()) for name in CONTACT_FIELDS])
+    table = pa_json.read_json(
+        io.BytesIO(body),
+        read_options=pa_json.ReadOptions(block_size=len(body) + 1),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=pa.schema([("data", pa.list_(contact))])
+        ),
+    )
+    staged = pa.Table.from_struct_array(table.column("data").chunk(0).flatten())
+    con = _connect(database)
+    try:
+        con.execute(CONTACTS_DDL)
+        con.register("staged", staged)
+        con.execute("BEGIN")
+        con.execute(
+            'DELETE FROM messaging.contacts WHERE contact_id IN (SELECT "contactId" FROM staged)'
+        )
+        con.execute(f"INSERT INTO messaging.contacts {CONTACTS_SELECT}", {"load_id": _load_id()})
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return staged.num_rows
+
+
+def _settled(con: duckdb.DuckDBPyConnection) -> set[str]:
+    finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
+    rows = con.execute(
+        "SELECT request_id FROM messaging.messages "
+        f"WHERE status IN ({finals}) OR lookup_error IS NOT NULL"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def load_messages(
+    base_url: str, api_key: str, database: str, request_ids: Sequence[str], workers: int
+) -> int:
+    """One GET per requestId on a bounded thread pool over one session, then one merge.
+
+    Like the asset, it skips messages already stored in a final state and stamps `checkedAt`.
+    """
+    con = _connect(database)
+    try:
+        con.execute(MESSAGES_DDL)
+        settled = _settled(con)
+        todo = [rid for rid in dict.fromkeys(request_ids) if rid not in settled]
+        session = requests.Session()
+        # One pooled connection per worker, as many as there are requests in flight.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=workers)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["api_key"] = api_key
+        prefix = f"{base_url}/messaging/v1/messages/"
+
+        def fetch(request_id: str) -> dict[str, Any]:
+            response = session.get(prefix + request_id)
+            checked_at = datetime.now(timezone.utc).isoformat()
+            if response.status_code == 404:
+                missing = {"requestId": request_id, "lookupError": "NOT_FOUND"}
+                return {**missing, "checkedAt": checked_at}
+            response.raise_for_status()
+            message: dict[str, Any] = json.loads(response.content)["data"]
+            message["checkedAt"] = checked_at
+            return message
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            messages = list(pool.map(fetch, todo))
+        if not messages:
+            return 0
+        parts: list[dict[str, Any]] = []
+        for message in messages:
+            row_id = uuid.uuid4().hex
+            message["_dlt_id"] = row_id
+            for index, part in enumerate(message.pop("parts", None) or ()):
+                if "sendDate" in part:
+                    part.setdefault("sentDate", part.pop("sendDate"))
+                part.update(
+                    _dlt_root_id=row_id,
+                    _dlt_parent_id=row_id,
+                    _dlt_list_idx=index,
+                    _dlt_id=uuid.uuid4().hex,
+                )
+                parts.append(part)
+        staged_messages = pa.Table.from_pylist(messages, schema=MESSAGE_SCHEMA)
+        staged_parts = pa.Table.from_pylist(parts, schema=PART_SCHEMA)
+        con.register("staged_messages", staged_messages)
+        con.register("staged_parts", staged_parts)
+        con.execute("BEGIN")
+        # Parts go with their message: delete the old message's parts, then the message.
+        con.execute(
+            "DELETE FROM messaging.messages__parts WHERE _dlt_parent_id IN (SELECT _dlt_id FROM "
+            'messaging.messages WHERE request_id IN (SELECT "requestId" FROM staged_messages))'
+        )
+        con.execute(
+            "DELETE FROM messaging.messages WHERE request_id IN "
+            '(SELECT "requestId" FROM staged_messages)'
+        )
+        load_id = {"load_id": _load_id()}
+        con.execute(f"INSERT INTO messaging.messages {MESSAGES_SELECT}", load_id)
+        if staged_parts.num_rows:
+            con.execute(f"INSERT INTO messaging.messages__parts {PARTS_SELECT}")
+        con.execute("COMMIT")
+        return staged_messages.num_rows
+    finally:
+        con.close()

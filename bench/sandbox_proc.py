@@ -1,0 +1,59 @@
+"""A sandbox in its own process for the benchmark, with pre-created messages.
+
+``python -m bench.sandbox_proc --contacts N --messages M --latency-ms L --ids-file F``
+prints ``READY <url>`` once it answers. The sandbox runs in its own process so that its request
+handling (pure Python threads) does not share a GIL with the client being measured; the requestIds
+of the pre-created messages go to a file because a list of 100,000 does not fit in an argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from messaging_assets.sandbox import Sandbox
+
+API_KEY = "bench-key"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sandbox_proc")
+    parser.add_argument("--contacts", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=0)
+    parser.add_argument("--pending", action="store_true", help="messages not yet final")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--ids-file", type=Path)
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # advance_on_lookup=False: a pending message stays pending, so every look-up of it in every
+    # repeat returns the same record and repeats measure the same work.
+    sandbox = Sandbox(api_key=API_KEY, contacts=args.contacts, advance_on_lookup=False)
+    ids = sandbox.add_messages(args.messages, final=not args.pending)
+    if args.ids_file:
+        args.ids_file.write_text(json.dumps(ids))
+    if args.latency_ms > 0:
+        sandbox.set_latency("messages", args.latency_ms / 1000)
+    sandbox.start()
+    print(f"READY {sandbox.url}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

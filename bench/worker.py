@@ -1,0 +1,97 @@
+"""One measured run, in its own process: ``python -m bench.worker <task> ...``.
+
+Each run is a fresh process so that its peak resident memory (read by the parent with
+``os.wait4``) is its own. The last line on stdout is a JSON object with the timings; imports are
+not timed here (start-up is measured separately, through the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _ids(path: Path | None) -> list[str]:
+    return json.loads(path.read_text()) if path else []
+
+
+def floor_contacts(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.floor import load_contacts
+
+    start = time.perf_counter()
+    rows = load_contacts(args.url, args.api_key, args.db)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def floor_messages(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.floor import load_messages
+
+    ids = _ids(args.ids_file)
+    start = time.perf_counter()
+    rows = load_messages(args.url, args.api_key, args.db, ids, args.workers)
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def asset(args: argparse.Namespace) -> dict[str, Any]:
+    """`dagster.materialize` of one asset, as the tests and the UI's in-process runs do."""
+    import dlt
+    from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
+
+    from messaging_assets.definitions import defs
+
+    run_config: dict[str, Any] = {}
+    ids = _ids(args.ids_file)
+    if ids:
+        run_config = {"ops": {"messaging_messages": {"config": {"request_ids": ids}}}}
+    with DagsterInstance.ephemeral() as instance:
+        start = time.perf_counter()
+        result = materialize(
+            list(defs.assets or ()),
+            selection=[AssetKey(["messaging", args.select])],
+            resources=dict(defs.resources or {}),
+            instance=instance,
+            run_config=run_config,
+        )
+        wall = time.perf_counter() - start
+    (step,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_SUCCESS]
+    trace = dlt.pipeline("messaging").last_trace
+    phases = {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps}
+    rows = sum(
+        m.metadata["dagster/row_count"].value
+        for m in result.asset_materializations_for_node(step.step_key or "")
+        if "dagster/row_count" in m.metadata
+    )
+    return {
+        # The step: what the asset costs once the run has started (the brief's "asset step time").
+        "seconds": step.event_specific_data.duration_ms / 1000,  # type: ignore[union-attr]
+        "wall": wall,
+        "phases": {k: phases.get(k, 0.0) for k in ("extract", "normalize", "load")},
+        "rows": rows,
+    }
+
+
+TASKS = {"floor-contacts": floor_contacts, "floor-messages": floor_messages, "asset": asset}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--url", default=os.environ.get("SOURCES__MESSAGING__BASE_URL", ""))
+    parser.add_argument("--api-key", default=os.environ.get("SOURCES__MESSAGING__API_KEY", ""))
+    parser.add_argument("--db", default=os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", ""))
+    parser.add_argument("--ids-file", type=Path)
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--select", default="contacts")
+    args = parser.parse_args(argv)
+    result = TASKS[args.task](args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

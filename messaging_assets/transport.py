@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from dlt.common.jsonpath import find_values
+from dlt.common.jsonpath import compile_path, find_values
 from dlt.sources.helpers.requests import Client, Session
 from dlt.sources.helpers.requests.retry import _make_retry
 from requests import PreparedRequest, Response
@@ -123,6 +123,7 @@ def _envelope(selector: str, records: Any) -> bytes:
 def check_response(resource: str, selector: str, expects_list: bool, header: str) -> ResponseHook:
     """A rest_api response action: passes a well-formed answer on (parsed once), or raises."""
     shape = "a list" if expects_list else "an object"
+    path = compile_path(selector)
 
     def check(response: Response, *args: Any, **kwargs: Any) -> None:
         status = response.status_code
@@ -142,7 +143,7 @@ def check_response(resource: str, selector: str, expects_list: bool, header: str
             payload = json.loads(response.content)
         except ValueError as error:
             raise ApiError(resource, response, f"answered malformed JSON ({error})") from None
-        found = find_values(selector, payload)
+        found = find_values(path, payload)
         if not found:
             keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
             raise ApiError(resource, response, f"has no `{selector}` in its answer ({keys})")

@@ -1,5 +1,6 @@
 """Sensors that keep delivery statuses current, and the automation sensor that heals stale
-reference data. All run by default: none of them can send (`messaging/sms` is never targeted)."""
+reference data and the delivery summary. All run by default: none of them can send
+(`messaging/sms` is never targeted)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dagster import (
     sensor,
 )
 
+from messaging_assets.delivery_summary import KEY as SUMMARY_KEY
 from messaging_assets.jobs import MESSAGES, REFERENCE, message_status_job
 from messaging_assets.polling import pending_messages, plan_status_checks
 from messaging_assets.settings import SETTINGS
@@ -134,7 +136,10 @@ def sms_sent_sensor(
 
 messaging_automation_sensor = AutomationConditionSensorDefinition(
     "messaging_automation_sensor",
-    target=AssetSelection.assets(*REFERENCE),
+    target=AssetSelection.assets(*REFERENCE, SUMMARY_KEY),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Evaluates the reference assets' automation conditions: refreshes a stale one.",
+    description=(
+        "Evaluates the automation conditions: refreshes a stale reference asset, and the delivery "
+        "summary after its messages."
+    ),
 )

@@ -26,6 +26,9 @@ def test_every_step_that_opens_duckdb_is_in_the_pool():
         "messaging_messages": DUCKDB_POOL,
         "messaging_reference": DUCKDB_POOL,
         "messaging_checks": DUCKDB_POOL,
+        "messaging__delivery_summary": DUCKDB_POOL,
+        "messaging__delivery_summary_delivery_rate_is_a_share": DUCKDB_POOL,
+        "messaging__delivery_summary_no_negative_durations": DUCKDB_POOL,
     }
 
 

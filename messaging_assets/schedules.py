@@ -13,7 +13,7 @@ reference_data_schedule = ScheduleDefinition(
     cron_schedule=SETTINGS.reference_cron,
     execution_timezone=SETTINGS.timezone,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Reloads contacts, phones and registrations daily (MESSAGING_REFERENCE_CRON).",
+    description="Reloads contacts, phones and registrations daily (automation: reference_cron).",
 )
 
 # The status sensor does the real work; this catches whatever it missed (daemon down, sensor
@@ -25,5 +25,5 @@ message_status_schedule = ScheduleDefinition(
     cron_schedule=SETTINGS.status_cron,
     execution_timezone=SETTINGS.timezone,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Safety net: looks up pending statuses (MESSAGING_STATUS_CRON).",
+    description="Safety net: looks up pending statuses (automation: status_cron).",
 )

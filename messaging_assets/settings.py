@@ -1,26 +1,33 @@
 """Automation settings: schedules, freshness, status polling and check thresholds.
 
-Read from `MESSAGING_*` environment variables when the code location loads (restart `dagster dev`
-after changing one); the defaults follow the provider's behaviour (validity 48 h).
+Read through dlt's configuration like every other setting of the project, from
+`[messaging.automation]` in .dlt/config.toml or `MESSAGING__AUTOMATION__<KEY>` environment
+variables, when the code location loads (restart `dagster dev` after a change). The defaults
+follow the provider's behaviour (validity 48 h).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
+
+import dlt
 
 _HOUR = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
 
 
-def _number(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
+def _setting(key: str) -> str:
+    return str(dlt.config.get(f"messaging.automation.{key}") or "").strip()
+
+
+def _number(key: str, default: float) -> float:
+    value = _setting(key)
     return float(value) if value else default
 
 
-def _text(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
+def _text(key: str, default: str) -> str:
+    return _setting(key) or default
 
 
 @dataclass(frozen=True)
@@ -42,36 +49,32 @@ class AutomationSettings:
     row_drop_share: float = 0.25
 
     @classmethod
-    def from_env(cls) -> AutomationSettings:
+    def from_config(cls) -> AutomationSettings:
         d = cls()
         return cls(
-            reference_cron=_text("MESSAGING_REFERENCE_CRON", d.reference_cron),
-            timezone=_text("MESSAGING_SCHEDULE_TIMEZONE", d.timezone),
-            status_cron=_text("MESSAGING_STATUS_CRON", d.status_cron),
+            reference_cron=_text("reference_cron", d.reference_cron),
+            timezone=_text("schedule_timezone", d.timezone),
+            status_cron=_text("status_cron", d.status_cron),
             reference_warn=timedelta(
-                hours=_number("MESSAGING_REFERENCE_WARN_HOURS", d.reference_warn / _HOUR)
+                hours=_number("reference_warn_hours", d.reference_warn / _HOUR)
             ),
             reference_fail=timedelta(
-                hours=_number("MESSAGING_REFERENCE_FAIL_HOURS", d.reference_fail / _HOUR)
+                hours=_number("reference_fail_hours", d.reference_fail / _HOUR)
             ),
-            status_warn=timedelta(
-                minutes=_number("MESSAGING_STATUS_WARN_MINUTES", d.status_warn / _MINUTE)
-            ),
-            status_fail=timedelta(
-                minutes=_number("MESSAGING_STATUS_FAIL_MINUTES", d.status_fail / _MINUTE)
-            ),
-            validity=timedelta(hours=_number("MESSAGING_VALIDITY_HOURS", d.validity / _HOUR)),
+            status_warn=timedelta(minutes=_number("status_warn_minutes", d.status_warn / _MINUTE)),
+            status_fail=timedelta(minutes=_number("status_fail_minutes", d.status_fail / _MINUTE)),
+            validity=timedelta(hours=_number("validity_hours", d.validity / _HOUR)),
             validity_margin=timedelta(
-                hours=_number("MESSAGING_VALIDITY_MARGIN_HOURS", d.validity_margin / _HOUR)
+                hours=_number("validity_margin_hours", d.validity_margin / _HOUR)
             ),
-            recheck_share_of_age=_number("MESSAGING_RECHECK_SHARE_OF_AGE", d.recheck_share_of_age),
+            recheck_share_of_age=_number("recheck_share_of_age", d.recheck_share_of_age),
             recheck_min=timedelta(
-                seconds=_number("MESSAGING_RECHECK_MIN_SECONDS", d.recheck_min.total_seconds())
+                seconds=_number("recheck_min_seconds", d.recheck_min.total_seconds())
             ),
             recheck_max=timedelta(
-                seconds=_number("MESSAGING_RECHECK_MAX_SECONDS", d.recheck_max.total_seconds())
+                seconds=_number("recheck_max_seconds", d.recheck_max.total_seconds())
             ),
-            row_drop_share=_number("MESSAGING_ROW_DROP_SHARE", d.row_drop_share),
+            row_drop_share=_number("row_drop_share", d.row_drop_share),
         )
 
     @property
@@ -80,4 +83,4 @@ class AutomationSettings:
         return self.validity + self.validity_margin
 
 
-SETTINGS = AutomationSettings.from_env()
+SETTINGS = AutomationSettings.from_config()

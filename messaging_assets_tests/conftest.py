@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DLT_DATA_DIR"] = str(Path(config.rootpath, ".pytest_cache", "dlt").resolve())
     prefixes = (
         "SOURCES__MESSAGING__", "DESTINATION__", "RUNTIME__", "EXTRACT__", "PIPELINES_DIR",
-        "MESSAGING_",
+        "MESSAGING__",
     )  # fmt: skip
     for name in [n for n in os.environ if n.startswith(prefixes)]:
         del os.environ[name]

@@ -84,14 +84,14 @@ def test_status_schedule_run_with_nothing_pending_succeeds_without_calling_the_a
     assert sandbox.requests == []
 
 
-def test_settings_come_from_environment(monkeypatch):
-    monkeypatch.setenv("MESSAGING_REFERENCE_CRON", "30 4 * * 1")
-    monkeypatch.setenv("MESSAGING_SCHEDULE_TIMEZONE", "Europe/Berlin")
-    monkeypatch.setenv("MESSAGING_REFERENCE_WARN_HOURS", "12")
-    monkeypatch.setenv("MESSAGING_VALIDITY_HOURS", "24")
-    monkeypatch.setenv("MESSAGING_ROW_DROP_SHARE", "0.6")
+def test_settings_come_from_dlt_config_environment_variables(monkeypatch):
+    monkeypatch.setenv("MESSAGING__AUTOMATION__REFERENCE_CRON", "30 4 * * 1")
+    monkeypatch.setenv("MESSAGING__AUTOMATION__SCHEDULE_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("MESSAGING__AUTOMATION__REFERENCE_WARN_HOURS", "12")
+    monkeypatch.setenv("MESSAGING__AUTOMATION__VALIDITY_HOURS", "24")
+    monkeypatch.setenv("MESSAGING__AUTOMATION__ROW_DROP_SHARE", "0.6")
 
-    settings = AutomationSettings.from_env()
+    settings = AutomationSettings.from_config()
 
     assert (settings.reference_cron, settings.timezone) == ("30 4 * * 1", "Europe/Berlin")
     assert settings.reference_warn == timedelta(hours=12)

@@ -7,7 +7,7 @@ SANDBOX_KEY := sandbox-key
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 # What `demo` and `dev` point the project at: the local sandbox, never a real account.
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
-MATERIALIZE := $(BIN)/dagster asset materialize -m messaging_assets.definitions
+MATERIALIZE := DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
 .PHONY: install test test-ui lint demo dev sandbox clean bench
 
@@ -46,7 +46,12 @@ sandbox: install
 
 # Starts the sandbox, sends 3 sandbox messages, materializes every asset with the real CLI,
 # prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.
-demo: install
+# The Dagster instance of `demo` and `dev`: instance/dagster.yaml (DuckDB writer pool, run
+# monitoring, freshness), so demo runs show up in `make dev`'s run history.
+.dagster_home/dagster.yaml: instance/dagster.yaml
+	@mkdir -p .dagster_home && cp instance/dagster.yaml $@
+
+demo: install .dagster_home/dagster.yaml
 	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
@@ -60,9 +65,7 @@ demo: install
 	$(BIN)/python -m messaging_assets.report
 
 # The sandbox and `dagster dev` (web UI on http://127.0.0.1:3000) together; Ctrl-C stops both.
-# The instance is instance/dagster.yaml (DuckDB writer pool, run monitoring, freshness).
-dev: install
-	@mkdir -p .dagster_home && cp instance/dagster.yaml .dagster_home/dagster.yaml
+dev: install .dagster_home/dagster.yaml
 	@$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) & \
 	trap 'kill $$!' EXIT; \
 	$(SANDBOX_ENV) DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,16 @@ def materialize_command(*selection: str) -> list[str]:
 
 
 def materialize_cli(*selection: str, env: Mapping[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        materialize_command(*selection),
-        cwd=REPO_ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    with tempfile.TemporaryDirectory() as dagster_home:
+        return subprocess.run(
+            materialize_command(*selection),
+            cwd=REPO_ROOT,
+            # Without DAGSTER_HOME the CLI leaves a .tmp_dagster_home_* folder in the repo root.
+            env={"DAGSTER_HOME": dagster_home, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

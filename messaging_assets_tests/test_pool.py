@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
@@ -13,7 +12,7 @@ from dagster._core.instance.config import PoolGranularity
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.warehouse import DUCKDB_POOL
-from messaging_assets_tests.conftest import REPO_ROOT, Warehouse
+from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_command
 
 
 def test_every_step_that_opens_duckdb_is_in_the_pool():
@@ -45,17 +44,7 @@ def test_dagster_yaml_limits_pools_to_one_slot_per_step_and_frees_dead_runs_slot
 def test_two_runs_launched_together_both_succeed_one_after_the_other(
     sandbox: Sandbox, duckdb_path: Path, dagster_home: Path, persistent_instance: DagsterInstance
 ):
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "messaging_assets.definitions",
-        "--select",
-        "messaging/contacts",
-    ]
+    command = materialize_command("messaging/contacts")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     launched = [
         subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)

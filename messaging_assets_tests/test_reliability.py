@@ -383,10 +383,12 @@ def kill_during(
     """SIGKILL a CLI materialization once it is extracting (the API was called) or loading
     (dlt has a normalized package on disk)."""
     workdir = Path(os.environ["PIPELINES_DIR"]) / "messaging"
+    dagster_home = duckdb_path.parent / "killed_dagster_home"
+    dagster_home.mkdir(exist_ok=True)
     process = subprocess.Popen(
         materialize_command(*selection),
         cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,42 @@
+"""The arrow path for reference lists stores what the dict path stores, or steps aside."""
+
+from dlt.common.normalizers.json.helpers import get_row_hash
+
+from messaging_assets.columnar import NotColumnar, _columnar, row_hashes
+
+CONTACT = {
+    "contactId": "c-1",
+    "firstName": "Łukasz",
+    "company": None,
+    "createdAt": "2024-01-01T01:04:05+0100",
+}
+
+
+def test_row_hashes_are_dlts_scd2_row_hashes():
+    records = [CONTACT, {**CONTACT, "contactId": "c-2", "extra": 1.5}]
+
+    assert row_hashes(records) == [get_row_hash(r) for r in records]
+
+
+def test_declared_timestamps_are_parsed_in_utc_and_null_only_fields_dropped():
+    fields, arrays = _columnar([CONTACT], keys={"contactId"}, timestamps={"createdAt"})
+
+    assert [f.name for f in fields] == ["contactId", "firstName", "createdAt"]
+    assert str(arrays[2][0].as_py()) == "2024-01-01 00:04:05+00:00"
+
+
+def test_pages_the_dict_path_stores_differently_stay_dicts():
+    cases = [
+        ([{**CONTACT, "tags": ["a"]}], "nested"),
+        ([{**CONTACT, "contactId": None}], "missing"),
+        ([CONTACT], "timestamps"),  # createdAt not declared: dlt's detection decides
+        ([{**CONTACT, "createdAt": "soon"}], "not a timestamp"),
+    ]
+    for records, reason in cases:
+        timestamps = set() if reason == "timestamps" else {"createdAt"}
+        try:
+            _columnar(records, keys={"contactId"}, timestamps=timestamps)
+        except NotColumnar as error:
+            assert reason in str(error)
+        else:
+            raise AssertionError(reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +42,17 @@ def materialize_cli(*selection: str, env: Mapping[str, str]) -> subprocess.Compl
             text=True,
             timeout=300,
         )
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a server started in its own process group (dagster dev: webserver, daemon, code
+    servers) politely, then for good."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def pytest_configure(config: pytest.Config) -> None:

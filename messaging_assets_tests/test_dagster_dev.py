@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,13 @@ from typing import Any
 import pytest
 
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, free_port, run_config
+from messaging_assets_tests.conftest import (
+    REPO_ROOT,
+    Warehouse,
+    free_port,
+    run_config,
+    stop_process_group,
+)
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 STARTUP_TIMEOUT = 120
@@ -97,12 +102,7 @@ def dagster_dev(
                 time.sleep(1)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

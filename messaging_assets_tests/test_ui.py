@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import API_KEY, REPO_ROOT, run_config
+from messaging_assets_tests.conftest import API_KEY, REPO_ROOT, run_config, stop_process_group
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO_ROOT / "messaging_assets_tests" / "artifacts" / "ui"
@@ -121,12 +120,7 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
                     wait_for_ui(url, process, log)
                     yield DagsterUI(url, api, log)
                 finally:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait()
+                    stop_process_group(process)
         finally:
             os.environ.clear()
             os.environ.update(env_before)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
-from messaging_assets.sandbox import Sandbox
+from messaging_assets.sandbox import Sandbox, serve_until_signalled
 
 API_KEY = "bench-key"
 
@@ -30,13 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids-file", type=Path)
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     # advance_on_lookup=False: a pending message stays pending, so every look-up of it in every
     # repeat returns the same record and repeats measure the same work.
     sandbox = Sandbox(api_key=API_KEY, contacts=args.contacts, advance_on_lookup=False)
@@ -45,13 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ids_file.write_text(json.dumps(ids))
     if args.latency_ms > 0:
         sandbox.set_latency("messages", args.latency_ms / 1000)
-    sandbox.start()
-    print(f"READY {sandbox.url}", flush=True)
-    try:
-        while not stop.wait(0.2):
-            pass
-    finally:
-        sandbox.stop()
+    serve_until_signalled(sandbox, "READY {url}")
     return 0
 
 

@@ -5,6 +5,6 @@ with Sandbox(contacts=1000) as sandbox:
     sandbox.inject("contacts", Fault.RATE_LIMIT, times=2)
 """
 
-from .server import Fault, RecordedRequest, Sandbox
+from .server import Fault, RecordedRequest, Sandbox, serve_until_signalled
 
-__all__ = ["Fault", "RecordedRequest", "Sandbox"]
+__all__ = ["Fault", "RecordedRequest", "Sandbox", "serve_until_signalled"]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
-from .server import Sandbox
+from .server import Sandbox, serve_until_signalled
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -30,14 +27,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    # Installed before the server starts, so a signal right after the "listening" line is handled.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     sandbox = Sandbox(
         host=args.host,
         port=args.port,
@@ -47,14 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         phones=args.phones,
         registrations=args.registrations,
         seed=args.seed,
-    ).start()
-    print(f"sandbox listening on {sandbox.url}", flush=True)
-    try:
-        # A timed wait lets the main thread run the signal handler promptly.
-        while not stop.wait(0.2):
-            pass
-    finally:
-        sandbox.stop()
+    )
+    serve_until_signalled(sandbox, "sandbox listening on {url}")
     return 0
 
 

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hmac
 import json
+import signal
 import socket
 import sys
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -658,3 +659,23 @@ class Sandbox:
     def message(self, request_id: str) -> dict[str, Any]:
         with self._lock:
             return json.loads(_encode(self._messages[request_id].record))
+
+
+def serve_until_signalled(sandbox: Sandbox, ready_line: str) -> None:
+    """Start the sandbox, print `ready_line` (`{url}` filled in), serve until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Installed before the server starts, so a signal right after the ready line is handled.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sandbox.start()
+    print(ready_line.format(url=sandbox.url), flush=True)
+    try:
+        # A timed wait lets the main thread run the signal handler promptly.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sandbox.stop()

@@ -22,7 +22,7 @@ from messaging_assets.source import (
     FINAL_STATUSES,
     REFERENCE_RESOURCES,
     SOURCE_NAME,
-    messaging_source,
+    configured_primary_key,
 )
 from messaging_assets.translator import GROUP
 from messaging_assets.warehouse import DUCKDB_POOL, WarehouseMissing, existing_tables, read_only
@@ -78,13 +78,7 @@ SPECS = [
 
 def primary_key_columns(table: str) -> list[str]:
     """The key as configured now (SOURCES__MESSAGING__<TABLE>__PRIMARY_KEY), named as in DuckDB."""
-    schema = messaging_source().resources[table].compute_table_schema()
-    naming = NamingConvention()
-    return [
-        naming.normalize_identifier(name)
-        for name, column in schema["columns"].items()
-        if column.get("primary_key")
-    ]
+    return [NamingConvention().normalize_identifier(configured_primary_key(table))]
 
 
 def _qualified(table: str) -> str:

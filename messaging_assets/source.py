@@ -172,7 +172,7 @@ def _resource_config(name: str) -> dict[str, Any]:
     """The resource's data, with the primary key and data selector users may override."""
     spec = copy.deepcopy(RESOURCES[name])
     default_key = spec["primary_key"]
-    primary_key = _setting(f"{name}.primary_key") or default_key
+    primary_key = configured_primary_key(name)
     columns = spec.get("columns", {})
     spec["primary_key"] = primary_key
     spec["columns"] = _named(
@@ -196,6 +196,12 @@ def _resource_config(name: str) -> dict[str, Any]:
             for table, hints in spec["nested_hints"].items()
         }
     return {"name": name, **spec}
+
+
+def configured_primary_key(name: str) -> str:
+    """The resource's key as the API names it: SOURCES__MESSAGING__<NAME>__PRIMARY_KEY or the
+    seed's default."""
+    return _setting(f"{name}.primary_key") or RESOURCES[name]["primary_key"]
 
 
 def _api_key_header() -> str:

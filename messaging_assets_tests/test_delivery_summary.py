@@ -89,6 +89,11 @@ def utc_day(timestamp: str) -> str:
     return parsed.astimezone(timezone.utc).date().isoformat()
 
 
+def group_of(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The summary row a sandbox message belongs to: (UTC submit day, status, mccmnc)."""
+    return (utc_day(record["submitDate"]), record["status"], record["mccmnc"])
+
+
 def seconds(record: Mapping[str, Any]) -> float:
     done = datetime.strptime(record["doneDate"], "%Y-%m-%dT%H:%M:%S%z")
     return (done - datetime.strptime(record["submitDate"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
@@ -163,7 +168,7 @@ def test_counts_and_parts_per_utc_day_status_and_network_match_the_sandbox(
     expected: Counter[tuple[str, str, str]] = Counter()
     parts: Counter[tuple[str, str, str]] = Counter()
     for record in records:
-        group = (utc_day(record["submitDate"]), record["status"], record["mccmnc"])
+        group = group_of(record)
         expected[group] += 1
         parts[group] += len(record["parts"])
     rows = summary_rows(warehouse)
@@ -178,7 +183,7 @@ def test_cost_is_the_sum_of_part_prices_per_currency(
 
     expected: defaultdict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for record in records:
-        group = (utc_day(record["submitDate"]), record["status"], record["mccmnc"])
+        group = group_of(record)
         for part in record["parts"]:
             expected[group][part["currency"]] += Decimal(part["price"])
     assert {group: row["cost"] for group, row in summary_rows(warehouse).items()} == {
@@ -205,7 +210,7 @@ def test_a_second_currency_is_summed_apart(
     metadata = metadata_of(result, "delivery_summary")
     assert metadata["cost_usd"] == pytest.approx(float(usd_cost))
     assert metadata["cost_eur"] == pytest.approx(float(eur_cost))
-    group = (utc_day(usd["submitDate"]), usd["status"], usd["mccmnc"])
+    group = group_of(usd)
     assert summary_rows(warehouse)[group]["cost"]["USD"] == usd_cost
 
 
@@ -216,7 +221,7 @@ def test_median_and_p95_are_seconds_from_submit_to_done(
 
     durations: defaultdict[tuple[str, str, str], list[float]] = defaultdict(list)
     for record in records:
-        group = (utc_day(record["submitDate"]), record["status"], record["mccmnc"])
+        group = group_of(record)
         durations[group].append(seconds(record))
     for group, row in summary_rows(warehouse).items():
         assert row["median_seconds_to_final"] == pytest.approx(statistics.median(durations[group]))

@@ -35,7 +35,7 @@ from dagster import (
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
 from messaging_assets.source import FINAL_STATUSES, SOURCE_NAME
-from messaging_assets.warehouse import DUCKDB_POOL, writable
+from messaging_assets.warehouse import DUCKDB_POOL, existing_tables, writable
 
 KEY = AssetKey([SOURCE_NAME, "delivery_summary"])
 TABLE = f"{SOURCE_NAME}.delivery_summary"
@@ -181,11 +181,6 @@ def connect() -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(sql, [SOURCE_NAME, table]).fetchone()[0] > 0
-
-
 @dataclass
 class Summary:
     rows: int
@@ -200,10 +195,11 @@ def build_summary(con: duckdb.DuckDBPyConnection) -> Summary:
     """Rewrites the summary table and reads what the metadata shows, in one transaction."""
     con.begin()
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SOURCE_NAME}")
-    has_messages = _exists(con, "messages")
+    tables = existing_tables(con)
+    has_messages = "messages" in tables
     messages = f"{SOURCE_NAME}.messages" if has_messages else NO_MESSAGES
     # dlt creates the parts table only once some message had parts.
-    parts = f"{SOURCE_NAME}.messages__parts" if _exists(con, "messages__parts") else NO_PARTS
+    parts = f"{SOURCE_NAME}.messages__parts" if "messages__parts" in tables else NO_PARTS
     con.execute(BASE.format(messages=messages, parts=parts, finals=FINALS))
     con.execute(COSTS.format(parts=parts))
     con.execute(SUMMARY.format(table=TABLE, finals=FINALS))

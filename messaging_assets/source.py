@@ -19,6 +19,7 @@ import dlt
 from dlt.common.configuration import configspec
 from dlt.common.jsonpath import compile_path
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.sql_client import SqlClientBase
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth, AuthConfigBase
@@ -27,6 +28,7 @@ from requests import PreparedRequest
 
 from messaging_assets.columnar import ArrowPages
 from messaging_assets.transport import (
+    ResponseHook,
     api_session,
     check_response,
     record_missing_status,
@@ -168,7 +170,7 @@ def _named(columns: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {column: {"name": column, **hint} for column, hint in columns.items()}
 
 
-def _resource_config(name: str) -> dict[str, Any]:
+def _resource_config(name: str, not_found: ResponseHook | None = None) -> dict[str, Any]:
     """The resource's data, with the primary key and data selector users may override."""
     spec = copy.deepcopy(RESOURCES[name])
     default_key = spec["primary_key"]
@@ -188,7 +190,7 @@ def _resource_config(name: str) -> dict[str, Any]:
     # jsonpath's parser costs more than a status look-up itself (bench/proposals).
     spec["endpoint"]["data_selector"] = compile_path(selector)
     spec["endpoint"]["response_actions"] = [
-        check_response(name, selector, name in REFERENCE_RESOURCES, _api_key_header())
+        check_response(name, selector, name in REFERENCE_RESOURCES, _api_key_header(), not_found)
     ]
     if "nested_hints" in spec:
         spec["nested_hints"] = {
@@ -226,16 +228,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _column(table: str, column: str) -> list[Any]:
-    """One column of a destination table, or nothing while the table does not exist yet."""
-    with dlt.current.pipeline().sql_client() as client:
-        try:
-            rows = client.execute_sql(
-                f"SELECT {column} FROM {client.make_qualified_table_name(table)}"
-            )
-        except DatabaseUndefinedRelation:
-            return []
-    return [row[0] for row in rows or ()]
+def _rows(client: SqlClientBase[Any], table: str, columns: str) -> list[Sequence[Any]]:
+    """Rows of a destination table, or none while the table does not exist yet."""
+    try:
+        name = client.make_qualified_table_name(table)
+        rows = client.execute_sql(f"SELECT {columns} FROM {name}")
+    except DatabaseUndefinedRelation:
+        return []
+    return list(rows or ())
 
 
 def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
@@ -245,12 +245,16 @@ def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
     systems); less those whose status is final or that the API no longer knows (404).
     """
     finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
-    settled = f"CASE WHEN status IN ({finals}) OR lookup_error IS NOT NULL THEN request_id END"
+    settled = f"status IN ({finals}) OR lookup_error IS NOT NULL"
 
     @dlt.resource(selected=False)
     def message_ids_to_check() -> Iterator[list[dict[str, str]]]:
-        done = set(_column("messages", settled))
-        known = [*_column("sms", "request_id"), *_column("messages", "request_id"), *tracked]
+        # One connection for both reads: opening one resolves the destination's whole config.
+        with dlt.current.pipeline().sql_client() as client:
+            sent = _rows(client, "sms", "request_id")
+            stored = _rows(client, "messages", f"request_id, {settled}")
+        done = {rid for rid, is_settled in stored if is_settled}
+        known = [*(rid for (rid,) in sent), *(rid for rid, _ in stored), *tracked]
         yield [{"requestId": rid} for rid in dict.fromkeys(known) if rid not in done]
 
     return message_ids_to_check()
@@ -314,10 +318,7 @@ def messaging_source(
         else MissingApiKey(),
         "session": api_session(),
     }
-    messages = _resource_config("messages")
-    messages["endpoint"]["response_actions"].insert(
-        0, {"status_code": 404, "action": record_missing_status(_data_selector("messages"))}
-    )
+    messages = _resource_config("messages", record_missing_status(_data_selector("messages")))
     messages["processing_steps"] = [{"map": stamp_checked_at}]
     tracked = parse_request_ids(request_ids or _setting("messages.request_ids"))
     reference = [_resource_config(name) for name in REFERENCE_RESOURCES]

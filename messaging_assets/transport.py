@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from dlt.common.json import json as fast_json
 from dlt.common.jsonpath import compile_path, find_values
 from dlt.sources.helpers.requests import Client, Session
 from dlt.sources.helpers.requests.retry import _make_retry
@@ -58,6 +59,30 @@ class SendOutcomeUnknown(RequestException):
         )
 
 
+class EnvironmentOnce(Session):
+    """dlt's session, reading proxy and CA settings from the environment once per host.
+
+    requests reads them for every request, scanning the whole environment twice (`no_proxy`):
+    a fifth of a status look-up's CPU. Sessions are built per run, so a changed environment is
+    still seen by the next run.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self, url: str | None, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if proxies or stream is not None or verify is not None or cert is not None or not url:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        host = urlsplit(url)[:2]
+        if host not in self._environment:
+            self._environment[host] = super().merge_environment_settings(url, {}, None, None, None)
+        # A copy: callers add their own send arguments to it.
+        return dict(self._environment[host])
+
+
 class Jittered(Client):
     """dlt's retrying client with the `[runtime]` request settings applied, plus jitter."""
 
@@ -68,7 +93,7 @@ class Jittered(Client):
     def _make_session(self) -> Session:
         # As dlt's Client._make_session, plus up to one backoff factor of random jitter:
         # parallel look-ups that fail together would otherwise retry together, in lockstep.
-        session = Session(**self._session_kwargs)  # type: ignore[arg-type]
+        session = EnvironmentOnce(**self._session_kwargs)
         session.mount("http://", self._adapter)
         session.mount("https://", self._adapter)
         retry = _make_retry(**self._retry_kwargs)
@@ -120,12 +145,24 @@ def _envelope(selector: str, records: Any) -> bytes:
     return json.dumps(records).encode()
 
 
-def check_response(resource: str, selector: str, expects_list: bool, header: str) -> ResponseHook:
-    """A rest_api response action: passes a well-formed answer on (parsed once), or raises."""
+def check_response(
+    resource: str,
+    selector: str,
+    expects_list: bool,
+    header: str,
+    not_found: ResponseHook | None = None,
+) -> ResponseHook:
+    """A rest_api response action: passes a well-formed answer on (parsed once), or raises.
+
+    `not_found` turns a 404 into a record instead. It is part of this one action, not an action
+    of its own, because rest_api decodes the whole body as text once per action.
+    """
     shape = "a list" if expects_list else "an object"
     path = compile_path(selector)
 
     def check(response: Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code == 404 and not_found:
+            not_found(response)
         status = response.status_code
         if status in (401, 403):
             raise KeyRejected(resource, response, header)
@@ -140,7 +177,7 @@ def check_response(resource: str, selector: str, expects_list: bool, header: str
             snippet = response.text[:80].replace("\n", " ")
             raise ApiError(resource, response, f"answered {content_type!r}, not JSON: {snippet!r}")
         try:
-            payload = json.loads(response.content)
+            payload = fast_json.loadb(response.content)
         except ValueError as error:
             raise ApiError(resource, response, f"answered malformed JSON ({error})") from None
         found = find_values(path, payload)

@@ -15,7 +15,7 @@ CONTACT = {
 def test_row_hashes_are_dlts_scd2_row_hashes():
     records = [CONTACT, {**CONTACT, "contactId": "c-2", "extra": 1.5}]
 
-    assert row_hashes(records) == [get_row_hash(r) for r in records]
+    assert row_hashes(records).to_pylist() == [get_row_hash(r) for r in records]
 
 
 def test_declared_timestamps_are_parsed_in_utc_and_null_only_fields_dropped():
@@ -31,6 +31,7 @@ def test_pages_the_dict_path_stores_differently_stay_dicts():
         ([{**CONTACT, "contactId": None}], "missing"),
         ([CONTACT], "timestamps"),  # createdAt not declared: dlt's detection decides
         ([{**CONTACT, "createdAt": "soon"}], "not a timestamp"),
+        ([CONTACT, {**CONTACT, "firstName": 7}], "cannot hold"),
     ]
     for records, reason in cases:
         timestamps = set() if reason == "timestamps" else {"createdAt"}
@@ -40,3 +41,14 @@ def test_pages_the_dict_path_stores_differently_stay_dicts():
             assert reason in str(error)
         else:
             raise AssertionError(reason)
+
+
+def test_columns_come_in_order_of_first_value_then_first_appearance():
+    records = [
+        {"contactId": "c-1", "company": None, "email": None},
+        {"contactId": "c-2", "email": "a@example.org", "company": "Acme", "phone": "+49"},
+    ]
+
+    fields, _ = _columnar(records, keys={"contactId"}, timestamps=())
+
+    assert [f.name for f in fields] == ["contactId", "company", "email", "phone"]

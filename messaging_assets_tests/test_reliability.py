@@ -20,6 +20,7 @@ from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
     Warehouse,
+    free_port,
     materialize_cli,
     materialize_command,
     metadata_of,
@@ -115,6 +116,25 @@ def test_attempts_come_from_dlt_runtime_settings(sandbox: Sandbox, run, monkeypa
 
     assert not result.success
     assert sandbox.count("contacts") == 3
+
+
+def test_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(
+    sandbox: Sandbox, run, monkeypatch
+):
+    # transport.EnvironmentOnce reads these once per host and run instead of once per request.
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+
+    message = failure_text(run("contacts", raise_on_error=False))
+
+    assert "proxy" in message.lower()
+    assert sandbox.count("contacts") == 0
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert run("contacts").success
+    assert sandbox.count("contacts") == 1
 
 
 def test_last_attempt_error_names_resource_path_and_status(sandbox: Sandbox, run, monkeypatch):

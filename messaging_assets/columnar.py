@@ -67,9 +67,8 @@ def _first_valid(array: pa.ChunkedArray) -> int:
     return pc.index(pc.is_valid(array), True).as_py()
 
 
-def _record_type(records: list[dict[str, Any]]) -> pa.StructType:
-    """The records' arrow type, from the first non-null value of each field (a later value of
-    another type then fails the conversion, and the page stays dicts)."""
+def _sampled_schema(records: list[dict[str, Any]]) -> pa.Schema:
+    """The records' arrow schema, typed by the first non-null value of each field."""
     missing = set().union(*records)
     count = len(missing)
     # In order of first appearance, as arrow and the dict path order them.
@@ -80,11 +79,24 @@ def _record_type(records: list[dict[str, Any]]) -> pa.StructType:
             order.update(dict.fromkeys(record))
         elif not missing:
             break
-        for field in [field for field in missing if record.get(field) is not None]:
-            found[field] = record[field]
-            missing.discard(field)
+        for name in [name for name in missing if record.get(name) is not None]:
+            found[name] = record[name]
+            missing.discard(name)
+    return pa.schema(list(pa.array([{name: found.get(name) for name in order}]).type))
+
+
+def _table(records: list[dict[str, Any]]) -> pa.Table:
+    # Into an integer column arrow truncates a later float without a word: pages with integers
+    # take the slower path below, which types each field by all its values (ints and floats make
+    # doubles), as does a page whose later values do not fit the sampled type.
     try:
-        return pa.array([{field: found.get(field) for field in order}]).type
+        schema = _sampled_schema(records)
+        if not any(pa.types.is_integer(field.type) for field in schema):
+            return pa.Table.from_pylist(records, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    try:
+        return pa.Table.from_struct_array(pa.array(records))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise NotColumnar(f"arrow cannot hold these records ({error})") from None
 
@@ -92,19 +104,14 @@ def _record_type(records: list[dict[str, Any]]) -> pa.StructType:
 def _columnar(
     records: list[dict[str, Any]], keys: Collection[str], timestamps: Collection[str]
 ) -> tuple[list[pa.Field], list[pa.ChunkedArray]]:
-    schema = pa.schema(list(_record_type(records)))
-    for field in schema:
-        if field.name.startswith(DLT_NAME_PREFIX):
-            raise NotColumnar(f"a field named {field.name}")
-        if pa.types.is_nested(field.type):
-            raise NotColumnar(f"nested values in {field.name}")
-    try:
-        table = pa.Table.from_pylist(records, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise NotColumnar(f"arrow cannot hold these records ({error})") from None
+    table = _table(records)
     columns: list[tuple[int, pa.Field, pa.ChunkedArray]] = []
     for field, array in zip(table.schema, table.columns, strict=True):
         name = field.name
+        if name.startswith(DLT_NAME_PREFIX):
+            raise NotColumnar(f"a field named {name}")
+        if pa.types.is_nested(field.type):
+            raise NotColumnar(f"nested values in {name}")
         if name in keys and array.null_count:
             raise NotColumnar(f"{name} is missing")  # dlt's normalizer names the record
         if pa.types.is_null(field.type):

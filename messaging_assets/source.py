@@ -245,7 +245,7 @@ def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
     systems); less those whose status is final or that the API no longer knows (404).
     """
     finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
-    settled = f"status IN ({finals}) OR lookup_error IS NOT NULL"
+    settled = f"CASE WHEN status IN ({finals}) OR lookup_error IS NOT NULL THEN 1 ELSE 0 END"
 
     @dlt.resource(selected=False)
     def message_ids_to_check() -> Iterator[list[dict[str, str]]]:

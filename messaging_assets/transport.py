@@ -64,7 +64,8 @@ class EnvironmentOnce(Session):
 
     requests reads them for every request, scanning the whole environment twice (`no_proxy`):
     a fifth of a status look-up's CPU. Sessions are built per run, so a changed environment is
-    still seen by the next run.
+    still seen by the next run. The cached settings include the session's own `proxies`,
+    `verify` and `cert` as they were at its first request: set those before the first request.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -178,8 +179,13 @@ def check_response(
             raise ApiError(resource, response, f"answered {content_type!r}, not JSON: {snippet!r}")
         try:
             payload = fast_json.loadb(response.content)
-        except ValueError as error:
-            raise ApiError(resource, response, f"answered malformed JSON ({error})") from None
+        except ValueError:
+            # orjson is stricter than the JSON the standard library reads (NaN, a BOM, integers
+            # beyond 64 bits): only what neither reads is malformed.
+            try:
+                payload = json.loads(response.content)
+            except ValueError as error:
+                raise ApiError(resource, response, f"answered malformed JSON ({error})") from None
         found = find_values(path, payload)
         if not found:
             keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__

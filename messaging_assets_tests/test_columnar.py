@@ -52,3 +52,13 @@ def test_columns_come_in_order_of_first_value_then_first_appearance():
     fields, _ = _columnar(records, keys={"contactId"}, timestamps=())
 
     assert [f.name for f in fields] == ["contactId", "company", "email", "phone"]
+
+
+def test_whole_numbers_then_decimals_make_one_decimal_column():
+    records = [{**CONTACT, "score": 1}, {**CONTACT, "contactId": "c-2", "score": 1.5}]
+
+    fields, arrays = _columnar(records, keys={"contactId"}, timestamps={"createdAt"})
+
+    (score,) = [array for field, array in zip(fields, arrays, strict=True) if field.name == "score"]
+    assert score.type == "double"
+    assert score.to_pylist() == [1.0, 1.5]

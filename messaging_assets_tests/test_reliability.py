@@ -235,6 +235,15 @@ def test_bad_answer_fails_naming_resource_and_problem_and_keeps_table(
     assert warehouse.rows(SNAPSHOT) == before
 
 
+def test_answer_after_a_byte_order_mark_loads(sandbox: Sandbox, run, warehouse):
+    # orjson refuses a BOM; the standard library's parser, tried next, reads it.
+    sandbox.inject("contacts", Fault.BYTE_ORDER_MARK, times=1)
+
+    run("contacts")
+
+    assert warehouse.rows("SELECT count(*) FROM messaging.contacts") == [(120,)]
+
+
 def test_wrong_type_fails_under_the_frozen_data_type_contract(sandbox, run, warehouse):
     (request_id,) = sandbox.add_messages(1)
     run("messages", config=run_config(request_ids=[request_id]))

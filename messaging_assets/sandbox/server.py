@@ -5,6 +5,7 @@ Only the standard library: the sandbox must run wherever the project's tests run
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import hmac
@@ -59,6 +60,9 @@ class Fault(str, Enum):
     NO_DATA_KEY = "no_data_key"
     WRONG_SHAPE = "wrong_shape"
     EMPTY_204 = "empty_204"
+    BYTE_ORDER_MARK = (
+        "byte_order_mark"  # a well-formed answer after a UTF-8 BOM, as some servers send
+    )
     # Well-formed answers whose first record is off: what schema hints and contracts must catch.
     MISSING_KEY = "missing_key"  # the record lacks its key (contactId, phoneNumber, requestId)
     WRONG_TYPE = "wrong_type"  # a message's `size` (an integer) arrives as a word
@@ -326,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 0
         if fault is Fault.EMPTY_204:
             return self._respond(204)
+        if fault is Fault.BYTE_ORDER_MARK:
+            return self._respond(200, codecs.BOM_UTF8 + _answer(sandbox, endpoint, message_id))
         if fault is Fault.NO_DATA_KEY:
             if is_list:
                 return self._respond(200, sandbox._list_body(endpoint, prefix=b'{"result":['))
@@ -338,11 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return self._respond(200, _encode({"data": [{"requestId": message_id}]}))
         if fault in (Fault.MISSING_KEY, Fault.WRONG_TYPE, Fault.EXTRA_FIELD, Fault.UNKNOWN_STATUS):
-            if is_list:
-                body = b"".join(sandbox._list_body(endpoint))
-            else:
-                body = sandbox._lookup(message_id or "") or _encode({"data": {}})
-            envelope = json.loads(body)
+            envelope = json.loads(_answer(sandbox, endpoint, message_id))
             records = envelope["data"] if is_list else [envelope["data"]]
             if records:
                 _spoil(records[0], endpoint, fault)
@@ -351,6 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _KEYS = {"contacts": "contactId", "phones": "phoneNumber"}
+
+
+def _answer(sandbox: Sandbox, endpoint: str, message_id: str | None) -> bytes:
+    """The body the endpoint answers when nothing is wrong."""
+    if endpoint in LIST_ENDPOINTS:
+        return b"".join(sandbox._list_body(endpoint))
+    return sandbox._lookup(message_id or "") or _encode({"data": {}})
 
 
 def _spoil(record: dict[str, Any], endpoint: str, fault: Fault) -> None:

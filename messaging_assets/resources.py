@@ -16,11 +16,11 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.dlt_event_iterator import DltEventType
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from messaging_assets.source import stored_rows
 from messaging_assets.warehouse import writable
 
 NOTHING_SENT = (
@@ -34,13 +34,8 @@ def current_row_count(pipeline: Pipeline, table: str) -> int:
     columns = pipeline.default_schema.tables.get(table, {}).get("columns", {})
     where = " WHERE _dlt_valid_to IS NULL" if "_dlt_valid_to" in columns else ""
     with pipeline.sql_client() as client:
-        try:
-            rows = client.execute_sql(
-                f"SELECT count(*) FROM {client.make_qualified_table_name(table)}{where}"
-            )
-        except DatabaseUndefinedRelation:
-            return 0
-    return int(rows[0][0])
+        rows = stored_rows(client, table, "count(*)", where)
+    return int(rows[0][0]) if rows else 0
 
 
 def wait_for_duckdb(pipeline: Pipeline) -> None:

@@ -228,11 +228,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _rows(client: SqlClientBase[Any], table: str, columns: str) -> list[Sequence[Any]]:
+def stored_rows(
+    client: SqlClientBase[Any], table: str, columns: str, where: str = ""
+) -> list[Sequence[Any]]:
     """Rows of a destination table, or none while the table does not exist yet."""
     try:
         name = client.make_qualified_table_name(table)
-        rows = client.execute_sql(f"SELECT {columns} FROM {name}")
+        rows = client.execute_sql(f"SELECT {columns} FROM {name}{where}")
     except DatabaseUndefinedRelation:
         return []
     return list(rows or ())
@@ -251,8 +253,8 @@ def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
     def message_ids_to_check() -> Iterator[list[dict[str, str]]]:
         # One connection for both reads: opening one resolves the destination's whole config.
         with dlt.current.pipeline().sql_client() as client:
-            sent = _rows(client, "sms", "request_id")
-            stored = _rows(client, "messages", f"request_id, {settled}")
+            sent = stored_rows(client, "sms", "request_id")
+            stored = stored_rows(client, "messages", f"request_id, {settled}")
         done = {rid for rid, is_settled in stored if is_settled}
         known = [*(rid for (rid,) in sent), *(rid for rid, _ in stored), *tracked]
         yield [{"requestId": rid} for rid in dict.fromkeys(known) if rid not in done]

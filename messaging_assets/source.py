@@ -26,7 +26,7 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth, AuthConfigBase
 from dlt.sources.rest_api import rest_api_resources, rest_api_source
 from requests import PreparedRequest
 
-from messaging_assets.columnar import ArrowPages
+from messaging_assets.columnar import ArrowPages, ColumnReader
 from messaging_assets.transport import (
     ResponseHook,
     api_session,
@@ -121,7 +121,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Pages of these lists load as arrow tables (columnar.py): dlt's per-row normalizer was most of a
+# Pages of these lists are read into arrow columns (columnar.py): per-record Python was most of a
 # 200,000-contact load. Arrow columns skip dlt's type detection, so the fields it detects as
 # timestamps in the dict path are named here. `phones` stays on dicts: its `capabilities` list is
 # the child table `phones__capabilities`, which arrow would store as a JSON column.
@@ -189,8 +189,14 @@ def _resource_config(name: str, not_found: ResponseHook | None = None) -> dict[s
     # Compiled once here: dlt parses a string selector again for every response, and building
     # jsonpath's parser costs more than a status look-up itself (bench/proposals).
     spec["endpoint"]["data_selector"] = compile_path(selector)
+    reader = None
+    if name in COLUMNAR:
+        keys = [column for column, hint in spec["columns"].items() if hint.get("nullable") is False]
+        reader = ColumnReader(selector, keys, **COLUMNAR[name])
     spec["endpoint"]["response_actions"] = [
-        check_response(name, selector, name in REFERENCE_RESOURCES, _api_key_header(), not_found)
+        check_response(
+            name, selector, name in REFERENCE_RESOURCES, _api_key_header(), not_found, reader
+        )
     ]
     if "nested_hints" in spec:
         spec["nested_hints"] = {
@@ -346,10 +352,5 @@ def messaging_source(
     )
     for spec in reference:
         if spec["name"] in COLUMNAR:
-            keys = [name for name, hint in spec["columns"].items() if hint.get("nullable") is False]
-            source.resources[spec["name"]].add_step(
-                ArrowPages(
-                    spec["name"], keys, hinted=list(spec["columns"]), **COLUMNAR[spec["name"]]
-                )
-            )
+            source.resources[spec["name"]].add_step(ArrowPages(hinted=list(spec["columns"])))
     return source

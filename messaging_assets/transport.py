@@ -9,6 +9,7 @@ rest_api or an error that names the resource, the path and the problem, and neve
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from tenacity import wait_random
 from urllib3.exceptions import NewConnectionError
 
 ResponseHook = Callable[..., None]
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(HTTPError):
@@ -140,10 +143,15 @@ def send_session(reference: str) -> Session:
     return session
 
 
-def _envelope(selector: str, records: Any) -> bytes:
+def _nested(selector: str, records: Any) -> Any:
+    """`records` where `selector` finds them."""
     for key in reversed(selector.lstrip("$.").split(".")):
         records = {key: records} if key else records
-    return json.dumps(records).encode()
+    return records
+
+
+def _envelope(selector: str, records: Any) -> bytes:
+    return json.dumps(_nested(selector, records)).encode()
 
 
 def check_response(
@@ -152,11 +160,14 @@ def check_response(
     expects_list: bool,
     header: str,
     not_found: ResponseHook | None = None,
+    read_columns: Callable[[bytes], Any] | None = None,
 ) -> ResponseHook:
     """A rest_api response action: passes a well-formed answer on (parsed once), or raises.
 
     `not_found` turns a 404 into a record instead. It is part of this one action, not an action
     of its own, because rest_api decodes the whole body as text once per action.
+    `read_columns` (columnar.ColumnReader) reads the records into arrow columns; where it declines
+    with a ValueError, the answer is parsed into dicts.
     """
     shape = "a list" if expects_list else "an object"
     path = compile_path(selector)
@@ -177,6 +188,14 @@ def check_response(
         if "json" not in content_type:
             snippet = response.text[:80].replace("\n", " ")
             raise ApiError(resource, response, f"answered {content_type!r}, not JSON: {snippet!r}")
+        if read_columns:
+            try:
+                columns = read_columns(response.content)
+            except ValueError as reason:
+                log.info("messaging/%s: page parsed into dicts: %s", resource, reason)
+            else:
+                response.json = lambda **_: _nested(selector, columns)  # type: ignore[method-assign]
+                return
         try:
             payload = fast_json.loadb(response.content)
         except ValueError:

@@ -1,8 +1,12 @@
 """The arrow path for reference lists stores what the dict path stores, or steps aside."""
 
-from dlt.common.normalizers.json.helpers import get_row_hash
+import hashlib
+import json
 
-from messaging_assets.columnar import NotColumnar, _columnar, row_hashes
+import pyarrow as pa
+import pytest
+
+from messaging_assets.columnar import _HASH_BATCH, NotColumnar, read_page, row_versions
 
 CONTACT = {
     "contactId": "c-1",
@@ -10,55 +14,115 @@ CONTACT = {
     "company": None,
     "createdAt": "2024-01-01T01:04:05+0100",
 }
+COMPACT = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False}
 
 
-def test_row_hashes_are_dlts_scd2_row_hashes():
-    records = [CONTACT, {**CONTACT, "contactId": "c-2", "extra": 1.5}]
+def answer(*records: dict) -> bytes:
+    return json.dumps({"data": list(records)}).encode()
 
-    assert row_hashes(records).to_pylist() == [get_row_hash(r) for r in records]
+
+def read(content: bytes, timestamps=("createdAt",), selector: str = "data") -> pa.Table:
+    return read_page(content, selector, keys={"contactId"}, timestamps=timestamps)
 
 
 def test_declared_timestamps_are_parsed_in_utc_and_null_only_fields_dropped():
-    fields, arrays = _columnar([CONTACT], keys={"contactId"}, timestamps={"createdAt"})
+    page = read(answer(CONTACT))
 
-    assert [f.name for f in fields] == ["contactId", "firstName", "createdAt"]
-    assert str(arrays[2][0].as_py()) == "2024-01-01 00:04:05+00:00"
+    assert page.column_names == ["contactId", "firstName", "createdAt"]
+    assert str(page.column("createdAt")[0].as_py()) == "2024-01-01 00:04:05+00:00"
 
 
-def test_pages_the_dict_path_stores_differently_stay_dicts():
-    cases = [
-        ([{**CONTACT, "tags": ["a"]}], "nested"),
-        ([{**CONTACT, "contactId": None}], "missing"),
-        ([CONTACT], "timestamps"),  # createdAt not declared: dlt's detection decides
-        ([{**CONTACT, "createdAt": "soon"}], "not a timestamp"),
-        ([CONTACT, {**CONTACT, "firstName": 7}], "cannot hold"),
+def test_timestamps_with_and_without_fractions_parse_alike():
+    page = read(answer(CONTACT, {**CONTACT, "createdAt": "2024-01-01T00:04:05.250Z"}))
+
+    assert [str(t) for t in page.column("createdAt").to_pylist()] == [
+        "2024-01-01 00:04:05+00:00",
+        "2024-01-01 00:04:05.250000+00:00",
     ]
-    for records, reason in cases:
-        timestamps = set() if reason == "timestamps" else {"createdAt"}
-        try:
-            _columnar(records, keys={"contactId"}, timestamps=timestamps)
-        except NotColumnar as error:
-            assert reason in str(error)
-        else:
-            raise AssertionError(reason)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (answer({**CONTACT, "tags": ["a"]}), "nested"),
+        (answer({**CONTACT, "contactId": None}), "missing"),
+        (answer({**CONTACT, "createdAt": "soon"}), "not a timestamp"),
+        (answer(CONTACT, {**CONTACT, "firstName": 7}), "cannot hold"),
+        (answer({**CONTACT, "_dlt_id": "x"}), "a field named"),
+        (answer(), "not a list of objects"),
+        (json.dumps({"data": {"contactId": "c-1"}}).encode(), "not a list of objects"),
+        (json.dumps({"items": [CONTACT]}).encode(), "no `data`"),
+        (b'{"data": [', "cannot hold"),
+    ],
+)
+def test_pages_the_dict_path_stores_differently_stay_dicts(content: bytes, reason: str):
+    with pytest.raises(NotColumnar, match=reason):
+        read(content)
+
+
+def test_undeclared_timestamps_are_left_to_dlts_detection():
+    for value in ("2024-01-01T01:04:05+0100", "2024-01-01T01:04:05.250Z"):
+        with pytest.raises(NotColumnar, match="timestamps"):
+            read(answer({**CONTACT, "createdAt": value}), timestamps=())
+
+
+def test_selectors_other_than_a_path_of_keys_stay_dicts():
+    with pytest.raises(NotColumnar, match="path of keys"):
+        read(answer(CONTACT), selector="$.data[*]")
+
+
+def test_records_under_a_nested_selector_are_read():
+    content = json.dumps({"result": {"contacts": [CONTACT]}}).encode()
+
+    page = read(content, selector="$.result.contacts")
+
+    assert page.column("contactId").to_pylist() == ["c-1"]
+
+
+def test_pretty_printed_answers_are_read():
+    page = read(json.dumps({"data": [CONTACT, CONTACT]}, indent=2).encode())
+
+    assert page.num_rows == 2
 
 
 def test_columns_come_in_order_of_first_value_then_first_appearance():
-    records = [
+    content = answer(
         {"contactId": "c-1", "company": None, "email": None},
         {"contactId": "c-2", "email": "a@example.org", "company": "Acme", "phone": "+49"},
-    ]
+    )
 
-    fields, _ = _columnar(records, keys={"contactId"}, timestamps=())
-
-    assert [f.name for f in fields] == ["contactId", "company", "email", "phone"]
+    assert read(content, timestamps=()).column_names == ["contactId", "company", "email", "phone"]
 
 
 def test_whole_numbers_then_decimals_make_one_decimal_column():
-    records = [{**CONTACT, "score": 1}, {**CONTACT, "contactId": "c-2", "score": 1.5}]
+    page = read(answer({**CONTACT, "score": 1}, {**CONTACT, "contactId": "c-2", "score": 1.5}))
 
-    fields, arrays = _columnar(records, keys={"contactId"}, timestamps={"createdAt"})
+    assert page.schema.field("score").type == "double"
+    assert page.column("score").to_pylist() == [1.0, 1.5]
 
-    (score,) = [array for field, array in zip(fields, arrays, strict=True) if field.name == "score"]
-    assert score.type == "double"
-    assert score.to_pylist() == [1.0, 1.5]
+
+def test_row_version_is_the_md5_of_the_row_as_json_in_key_order():
+    # More rows than one hashing batch: versions stay with their rows across DuckDB's threads.
+    records = [
+        {"name": f"Łukasz-{i}", "id": f"c-{i}", "note": None} for i in range(2 * _HASH_BATCH + 7)
+    ]
+    page = pa.Table.from_pylist(records)
+
+    expected = [hashlib.md5(json.dumps(r, **COMPACT).encode()).hexdigest() for r in records]
+    assert row_versions(page).to_pylist() == expected
+
+
+def test_row_version_does_not_depend_on_the_order_of_keys_in_the_answer():
+    reordered = dict(reversed(CONTACT.items()))
+
+    versions = [row_versions(read(answer(record))).to_pylist() for record in (CONTACT, reordered)]
+
+    assert versions[0] == versions[1]
+
+
+def test_row_version_changes_with_any_value():
+    changed = {**CONTACT, "createdAt": "2024-01-01T01:04:06+0100"}
+
+    versions = [row_versions(read(answer(record))).to_pylist() for record in (CONTACT, changed)]
+
+    assert versions[0] != versions[1]

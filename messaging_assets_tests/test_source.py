@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 
 from messaging_assets.sandbox import Fault, Sandbox
@@ -103,6 +106,19 @@ def test_data_selector_is_configurable_per_resource(sandbox, run, monkeypatch, w
     run("contacts")
 
     assert warehouse.scalar("SELECT count(*) FROM messaging.contacts") == 120
+
+
+def test_reference_lists_are_read_into_columns_with_md5_row_versions(
+    sandbox, run, warehouse, caplog
+):
+    caplog.set_level(logging.INFO, logger="messaging_assets.transport")
+
+    run("contacts", "registrations")
+
+    assert "parsed into dicts" not in caplog.text
+    for table in ("contacts", "registrations"):
+        versions = warehouse.rows(f"SELECT _dlt_id FROM messaging.{table}")
+        assert versions and all(re.fullmatch("[0-9a-f]{32}", v) for (v,) in versions)
 
 
 def test_primary_key_is_configurable_per_resource(sandbox, run, monkeypatch, warehouse):

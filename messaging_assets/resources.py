@@ -59,9 +59,9 @@ def finish_pending_packages(pipeline: Pipeline) -> str | None:
         if set(pipeline.list_extracted_load_packages()) - set(normalized):
             pipeline.normalize()
             pipeline.load()
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
     except Exception as error:
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
         return (
             f"Dropped {len(pending)} load package(s) an earlier run left unfinished "
             f"({', '.join(pending)}), because they could not be loaded: {error}"

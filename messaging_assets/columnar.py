@@ -5,10 +5,10 @@ relational normalizer, dlt's scd2 row hash, and dicts to arrow. Here pyarrow's J
 parses the answer into columns, and dlt loads the `pyarrow.Table` through its arrow normalizer,
 which writes columns as they are. What the dict path does per record is done per column:
 
-- `_dlt_id`, the scd2 row version: the md5 of the row as JSON (keys in name order), computed by
-  DuckDB over the columns. This is dlt's pattern for arrow items (a content hash as the row
-  version). dlt's own hash, kept by the dict path, is a Python call per record; a list whose pages
-  change path (see below) gets one new version of each of its rows;
+- `_dlt_id`, the scd2 row version: the md5 of the row's non-null values as JSON (keys in name
+  order), computed by DuckDB over the columns. A content hash as the row version is dlt's pattern
+  for arrow items. dlt's own hash, which the dict path keeps, is a Python call per record; a list
+  whose pages change path (see below) gets one new version of each of its rows;
 - `_dlt_load_id`: the arrow normalizer does not add it by default;
 - types: the fields dlt detects as timestamps are parsed by arrow (in UTC), as arrow columns
   skip dlt's type detection;
@@ -16,13 +16,15 @@ which writes columns as they are. What the dict path does per record is done per
 
 A page the arrow path would store differently from the dict path is parsed into dicts instead
 (`transport.check_response`): nested values (lists become child tables there), a missing key,
-values of more than one JSON type in a field, an undeclared field whose values dlt would detect as
-timestamps, or a data selector other than a path of keys.
+values of more than one JSON type in a field, numbers beyond 2**53, a declared timestamp that is
+not text, an undeclared field whose values dlt would detect as timestamps, or a data selector
+other than a path of keys.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -35,9 +37,12 @@ from dlt.common.schema.detections import is_iso_timestamp
 from dlt.common.schema.typing import DEFAULT_VALIDITY_COLUMN_NAMES, DLT_NAME_PREFIX
 from dlt.extract.items_transform import ItemTransform
 
+from messaging_assets.transport import selector_keys
+
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-# Rows per batch DuckDB hashes: batches are what it spreads over its threads.
-_HASH_BATCH = 25_000
+_HASH_BATCH = 25_000  # rows
+# Doubles hold integers exactly up to here; pyarrow reads larger JSON integers as doubles.
+_EXACT_LIMIT = 2**53
 
 
 class NotColumnar(ValueError):
@@ -45,8 +50,8 @@ class NotColumnar(ValueError):
 
 
 def _records_at(document: pa.Table, selector: str) -> pa.StructArray:
-    keys = selector.removeprefix("$.").split(".")
-    if not all(key.isidentifier() for key in keys):
+    keys = selector_keys(selector)
+    if not keys or not all(key.isidentifier() for key in keys):
         raise NotColumnar(f"data selector `{selector}` is not a path of keys")
     if document.num_rows != 1 or keys[0] not in document.column_names:
         raise NotColumnar(f"no `{selector}` in one JSON object")
@@ -78,7 +83,11 @@ def _columnar(
         if pa.types.is_null(field.type):
             continue  # the dict path creates no column for a field that is always null
         first = pc.index(pc.is_valid(array), True).as_py()
+        if pa.types.is_floating(field.type) and pc.max(pc.abs(array)).as_py() >= _EXACT_LIMIT:
+            raise NotColumnar(f"{name} has numbers beyond 2**53, where doubles lose digits")
         if name in timestamps and field.type != TIMESTAMP:
+            if not (pa.types.is_string(field.type) or pa.types.is_timestamp(field.type)):
+                raise NotColumnar(f"{name} is not a timestamp ({field.type})")
             try:
                 array = pc.cast(array, TIMESTAMP)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
@@ -124,20 +133,37 @@ class ColumnReader:
         return read_page(content, self.selector, self.keys, self.timestamps)
 
 
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def row_versions(page: pa.Table) -> pa.Array:
-    """The md5 of each row as JSON, keys in name order, as one arrow string column."""
-    ordered = page.select(sorted(page.column_names))
-    # Timestamps as UTC wall clock: DuckDB would print zoned ones in the session's time zone.
-    schema = pa.schema(
-        field.with_type(pa.timestamp(field.type.unit))
-        if pa.types.is_timestamp(field.type)
-        else field
-        for field in ordered.schema
+    """The md5 of each row as a JSON object of its non-null values, keys in name order.
+
+    Null and absent fields are left out, so that a row's version depends on its own values only:
+    not on which fields other rows of the list have. Timestamps count as microseconds since the
+    epoch, a number whose text no time zone or DuckDB version changes.
+    """
+    names = sorted(page.column_names)
+    columns = [
+        pc.cast(column, pa.int64()) if pa.types.is_timestamp(column.type) else column
+        for column in page.select(names).columns
+    ]
+    # Positional names in SQL: a field may be called anything, `page` or `select` included.
+    aliases = [f"c{i}" for i in range(len(names))]
+    rows = pa.Table.from_arrays(columns, names=aliases)
+    # Batches are what DuckDB spreads over its threads.
+    rows = pa.Table.from_batches(rows.to_batches(max_chunksize=_HASH_BATCH))
+    # `'"key":' || to_json(NULL)` is NULL, which concat_ws skips.
+    members = ", ".join(
+        f"{_sql_text(json.dumps(name, ensure_ascii=False) + ':')} || to_json({alias})"
+        for alias, name in zip(aliases, names, strict=True)
     )
-    rows = pa.Table.from_batches(ordered.cast(schema).to_batches(max_chunksize=_HASH_BATCH))
     with duckdb.connect() as connection:
         connection.register("page", rows)
-        versions = connection.sql("SELECT md5(to_json(page)) FROM page").to_arrow_table()
+        versions = connection.sql(
+            f"SELECT md5('{{' || concat_ws(',', {members}) || '}}') FROM page"
+        ).to_arrow_table()
     return versions.column(0).combine_chunks()
 
 

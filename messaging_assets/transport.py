@@ -143,10 +143,15 @@ def send_session(reference: str) -> Session:
     return session
 
 
+def selector_keys(selector: str) -> list[str]:
+    """The keys of a data selector read as a path of keys: `$.result.items` -> result, items."""
+    return [key for key in selector.lstrip("$.").split(".") if key]
+
+
 def _nested(selector: str, records: Any) -> Any:
     """`records` where `selector` finds them."""
-    for key in reversed(selector.lstrip("$.").split(".")):
-        records = {key: records} if key else records
+    for key in reversed(selector_keys(selector)):
+        records = {key: records}
     return records
 
 
@@ -192,7 +197,8 @@ def check_response(
             try:
                 columns = read_columns(response.content)
             except ValueError as reason:
-                log.info("messaging/%s: page parsed into dicts: %s", resource, reason)
+                # Not an error, but slower, and the list's row versions change with the path.
+                log.warning("messaging/%s: page parsed into dicts: %s", resource, reason)
             else:
                 response.json = lambda **_: _nested(selector, columns)  # type: ignore[method-assign]
                 return

@@ -53,6 +53,8 @@ def test_timestamps_with_and_without_fractions_parse_alike():
         (json.dumps({"data": {"contactId": "c-1"}}).encode(), "not a list of objects"),
         (json.dumps({"items": [CONTACT]}).encode(), "no `data`"),
         (b'{"data": [', "cannot hold"),
+        (answer({**CONTACT, "createdAt": 1704067445}), "not a timestamp"),
+        (answer({**CONTACT, "big": 18446744073709551615}), "beyond 2"),
     ],
 )
 def test_pages_the_dict_path_stores_differently_stay_dicts(content: bytes, reason: str):
@@ -101,15 +103,26 @@ def test_whole_numbers_then_decimals_make_one_decimal_column():
     assert page.column("score").to_pylist() == [1.0, 1.5]
 
 
-def test_row_version_is_the_md5_of_the_row_as_json_in_key_order():
+def test_row_version_is_the_md5_of_the_rows_non_null_values_as_json_in_key_order():
     # More rows than one hashing batch: versions stay with their rows across DuckDB's threads.
-    records = [
-        {"name": f"Łukasz-{i}", "id": f"c-{i}", "note": None} for i in range(2 * _HASH_BATCH + 7)
-    ]
+    count = 2 * _HASH_BATCH + 7
+    records = [{"name": f"Łukasz-{i}", "id": f"c-{i}", "note": None} for i in range(count)]
     page = pa.Table.from_pylist(records)
 
-    expected = [hashlib.md5(json.dumps(r, **COMPACT).encode()).hexdigest() for r in records]
+    expected = [
+        hashlib.md5(json.dumps({"id": r["id"], "name": r["name"]}, **COMPACT).encode()).hexdigest()
+        for r in records
+    ]
     assert row_versions(page).to_pylist() == expected
+
+
+def test_timestamps_count_as_microseconds_since_the_epoch_in_row_versions():
+    page = read(answer({"contactId": "c-1", "createdAt": "1970-01-01T00:00:01.5Z"}))
+
+    (version,) = row_versions(page).to_pylist()
+
+    row = {"contactId": "c-1", "createdAt": 1_500_000}
+    assert version == hashlib.md5(json.dumps(row, **COMPACT).encode()).hexdigest()
 
 
 def test_row_version_does_not_depend_on_the_order_of_keys_in_the_answer():
@@ -124,5 +137,30 @@ def test_row_version_changes_with_any_value():
     changed = {**CONTACT, "createdAt": "2024-01-01T01:04:06+0100"}
 
     versions = [row_versions(read(answer(record))).to_pylist() for record in (CONTACT, changed)]
+
+    assert versions[0] != versions[1]
+
+
+@pytest.mark.parametrize(
+    ("other_before", "other_after"),
+    [
+        ({"contactId": "c-2", "company": "Acme"}, {"contactId": "c-2"}),
+        ({"contactId": "c-2"}, {"contactId": "c-2", "vip": True}),
+        ({"contactId": "c-2", "score": 1.5}, None),
+    ],
+    ids=["another row loses the last value of a field", "another row gains a field", "deleted"],
+)
+def test_unchanged_row_keeps_its_version_whatever_the_other_rows_hold(other_before, other_after):
+    pages = [[CONTACT, other_before], [CONTACT, *([other_after] if other_after else [])]]
+
+    versions = [row_versions(read(answer(*records)))[0] for records in pages]
+
+    assert versions[0] == versions[1]
+
+
+def test_fields_named_like_sql_keep_rows_apart():
+    records = [{"contactId": f"c-{i}", "page": 1, "select": "x", "it's": 2} for i in (1, 2)]
+
+    versions = row_versions(read(answer(*records), timestamps=())).to_pylist()
 
     assert versions[0] != versions[1]

@@ -193,14 +193,16 @@ class ArrowPages(ItemTransform[Any]):
             at + 1, pa.field("_dlt_id", pa.string(), nullable=False), row_versions(item)
         )
         # A new table's columns come in the dict path's order: the resource's hinted columns (its
-        # key, scd2's validity columns) first. dlt sets the validity columns when it merges.
+        # keys, scd2's validity columns) first. dlt sets the validity columns when it merges; a
+        # key the records lack (the default one, when another is configured) stays empty text.
         for name in reversed(self.hinted):
             if name in table.column_names:
                 array = table.column(name)
                 field = table.field(name)
                 table = table.drop_columns(name)
             else:
-                array = pa.nulls(rows, TIMESTAMP)
-                field = pa.field(name, TIMESTAMP)
+                kind = TIMESTAMP if name in DEFAULT_VALIDITY_COLUMN_NAMES else pa.string()
+                array = pa.nulls(rows, kind)
+                field = pa.field(name, kind)
             table = table.add_column(0, field, array)
         return table

@@ -2,11 +2,14 @@
 
 import hashlib
 import json
+import logging
 
+import dlt
 import pyarrow as pa
 import pytest
 
-from messaging_assets.columnar import _HASH_BATCH, NotColumnar, read_page, row_versions
+from messaging_assets.columnar import _HASH_BATCH, ArrowPages, NotColumnar, read_page, row_versions
+from messaging_assets.source import FULL_LIST, KEY, SCHEMA_CONTRACT, TEXT, _named
 
 CONTACT = {
     "contactId": "c-1",
@@ -164,3 +167,39 @@ def test_fields_named_like_sql_keep_rows_apart():
     versions = row_versions(read(answer(*records), timestamps=())).to_pylist()
 
     assert versions[0] != versions[1]
+
+
+def test_a_key_the_records_lack_is_stored_as_empty_text(tmp_path, caplog):
+    # contactId is still hinted when another key is configured; these records have none.
+    columns = _named({"contactId": {**TEXT, "nullable": True}, "email": KEY})
+    content = answer({"email": "a@example.org", "firstName": "Ann"})
+    pipeline = dlt.pipeline(
+        "columnar_test",
+        destination=dlt.destinations.duckdb(str(tmp_path / "test.duckdb")),
+        dataset_name="messaging",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    # dlt's own logger does not propagate to the root logger that caplog listens on.
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.addHandler(caplog.handler)
+    try:
+        for _ in range(2):
+            page = read_page(content, "data", keys={"email"}, timestamps=())
+            resource = dlt.resource(
+                [[page]], name="contacts", primary_key="email", columns=columns
+            ).apply_hints(write_disposition=FULL_LIST, schema_contract=SCHEMA_CONTRACT)
+            pipeline.run(resource.add_step(ArrowPages(hinted=list(columns))))
+    finally:
+        dlt_logger.removeHandler(caplog.handler)
+
+    with pipeline.sql_client() as client:
+        types = dict(
+            client.execute_sql(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'contacts'"
+            )
+        )
+        rows = client.execute_sql("SELECT contact_id, email FROM messaging.contacts")
+    assert types["contact_id"] == "VARCHAR"
+    assert rows == [(None, "a@example.org")]
+    assert "hints were different" not in caplog.text

@@ -49,7 +49,7 @@ class NotColumnar(ValueError):
     """This page is better loaded as dicts, as before."""
 
 
-def _records_at(document: pa.Table, selector: str) -> pa.StructArray:
+def _records_at(document: pa.Table, selector: str) -> pa.StructArray | None:
     keys = selector_keys(selector)
     if not keys or not all(key.isidentifier() for key in keys):
         raise NotColumnar(f"data selector `{selector}` is not a path of keys")
@@ -60,12 +60,11 @@ def _records_at(document: pa.Table, selector: str) -> pa.StructArray:
         if not pa.types.is_struct(value.type) or value.type.get_field_index(key) < 0:
             raise NotColumnar(f"no `{selector}` in the answer")
         value = value.field(key)
+    if pa.types.is_list(value.type) and not len(value.flatten()):
+        return None
     if not (pa.types.is_list(value.type) and pa.types.is_struct(value.type.value_type)):
         raise NotColumnar(f"`{selector}` is not a list of objects")
-    records = value.flatten()
-    if not len(records):
-        raise NotColumnar("no records")
-    return records
+    return value.flatten()
 
 
 def _columnar(
@@ -105,8 +104,9 @@ def _columnar(
 
 def read_page(
     content: bytes, selector: str, keys: Collection[str], timestamps: Collection[str]
-) -> pa.Table:
-    """The records at `selector` in a JSON answer, typed as the dict path types them."""
+) -> pa.Table | None:
+    """The records at `selector` in a JSON answer, typed as the dict path types them; None for
+    an empty list, which must stay an empty list: dlt merges no empty page, so retires nothing."""
     try:
         document = pa_json.read_json(
             io.BytesIO(content),
@@ -116,8 +116,10 @@ def read_page(
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise NotColumnar(f"pyarrow cannot hold these records ({error})") from None
-    page = pa.Table.from_struct_array(_records_at(document, selector))
-    fields, arrays = _columnar(page, keys, timestamps)
+    records = _records_at(document, selector)
+    if records is None:
+        return None
+    fields, arrays = _columnar(pa.Table.from_struct_array(records), keys, timestamps)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -129,7 +131,7 @@ class ColumnReader:
         self.keys = frozenset(keys)
         self.timestamps = frozenset(timestamps)
 
-    def __call__(self, content: bytes) -> pa.Table:
+    def __call__(self, content: bytes) -> pa.Table | None:
         return read_page(content, self.selector, self.keys, self.timestamps)
 
 

@@ -171,8 +171,8 @@ def check_response(
 
     `not_found` turns a 404 into a record instead. It is part of this one action, not an action
     of its own, because rest_api decodes the whole body as text once per action.
-    `read_columns` (columnar.ColumnReader) reads the records into arrow columns; where it declines
-    with a ValueError, the answer is parsed into dicts.
+    `read_columns` (columnar.ColumnReader) reads the records into arrow columns; where it finds
+    none, or declines with a ValueError, the answer is parsed into dicts.
     """
     shape = "a list" if expects_list else "an object"
     path = compile_path(selector)
@@ -193,15 +193,16 @@ def check_response(
         if "json" not in content_type:
             snippet = response.text[:80].replace("\n", " ")
             raise ApiError(resource, response, f"answered {content_type!r}, not JSON: {snippet!r}")
+        columns = None
         if read_columns:
             try:
                 columns = read_columns(response.content)
             except ValueError as reason:
                 # Not an error, but slower, and the list's row versions change with the path.
                 log.warning("messaging/%s: page parsed into dicts: %s", resource, reason)
-            else:
-                response.json = lambda **_: _nested(selector, columns)  # type: ignore[method-assign]
-                return
+        if columns is not None:
+            response.json = lambda **_: _nested(selector, columns)  # type: ignore[method-assign]
+            return
         try:
             payload = fast_json.loadb(response.content)
         except ValueError:

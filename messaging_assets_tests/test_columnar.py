@@ -24,7 +24,7 @@ def answer(*records: dict) -> bytes:
     return json.dumps({"data": list(records)}).encode()
 
 
-def read(content: bytes, timestamps=("createdAt",), selector: str = "data") -> pa.Table:
+def read(content: bytes, timestamps=("createdAt",), selector: str = "data") -> pa.Table | None:
     return read_page(content, selector, keys={"contactId"}, timestamps=timestamps)
 
 

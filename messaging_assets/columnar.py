@@ -60,11 +60,14 @@ def _records_at(document: pa.Table, selector: str) -> pa.StructArray | None:
         if not pa.types.is_struct(value.type) or value.type.get_field_index(key) < 0:
             raise NotColumnar(f"no `{selector}` in the answer")
         value = value.field(key)
-    if pa.types.is_list(value.type) and not len(value.flatten()):
-        return None
-    if not (pa.types.is_list(value.type) and pa.types.is_struct(value.type.value_type)):
+    if not pa.types.is_list(value.type):
         raise NotColumnar(f"`{selector}` is not a list of objects")
-    return value.flatten()
+    records = value.flatten()
+    if not len(records):
+        return None
+    if not pa.types.is_struct(records.type):
+        raise NotColumnar(f"`{selector}` is not a list of objects")
+    return records
 
 
 def _columnar(

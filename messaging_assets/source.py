@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import dlt
 from dlt.common.configuration import configspec
@@ -34,6 +37,8 @@ from messaging_assets.transport import (
     record_missing_status,
     send_session,
 )
+
+log = logging.getLogger(__name__)
 
 SOURCE_NAME = "messaging"
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
@@ -220,14 +225,47 @@ def _data_selector(name: str) -> str:
     return _setting(f"{name}.data_selector") or "data"
 
 
-def parse_request_ids(value: str | Sequence[str] | None) -> list[str]:
-    """RequestIds given as a JSON list or a comma-separated string, in order, without repeats."""
+# The provider's requestIds are UUID-like. Anything else could step out of the status path
+# (`../sms?to=...` is a billed send), so it is refused rather than sent.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+REQUEST_ID_FORM = "1 to 128 letters, digits, '-' or '_', starting with a letter or digit"
+REQUEST_IDS_SETTING = "SOURCES__MESSAGING__MESSAGES__REQUEST_IDS"
+
+
+class InvalidRequestIds(ValueError):
+    """RequestIds that cannot be looked up, with where they came from."""
+
+
+def refused_request_ids(ids: Sequence[str]) -> list[str]:
+    return [rid for rid in ids if not REQUEST_ID.fullmatch(rid)]
+
+
+def parse_request_ids(value: str | Sequence[str] | None, origin: str) -> list[str]:
+    """RequestIds given as a JSON list or a comma-separated string, in order, without repeats.
+    Raises InvalidRequestIds naming `origin` for malformed input or ids not of the accepted form.
+    """
     if not value:
         return []
     if isinstance(value, str):
         text = value.strip()
-        value = json.loads(text) if text.startswith("[") else text.split(",")
-    return list(dict.fromkeys(str(item).strip() for item in value if str(item).strip()))
+        try:
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError as error:
+            raise InvalidRequestIds(
+                f"messaging/messages: {origin} is not a JSON list of requestIds nor a "
+                f"comma-separated list ({error})."
+            ) from None
+        if not isinstance(value, list):
+            raise InvalidRequestIds(f"messaging/messages: {origin} must be a list of requestIds.")
+    ids = list(dict.fromkeys(str(item).strip() for item in value if str(item).strip()))
+    refused = refused_request_ids(ids)
+    if refused:
+        raise InvalidRequestIds(
+            f"messaging/messages: {origin} holds {len(refused)} requestId(s) that are not of the "
+            f"accepted form ({REQUEST_ID_FORM}): {', '.join(map(repr, refused[:5]))}. "
+            "Nothing was looked up."
+        )
+    return ids
 
 
 def _now() -> str:
@@ -246,24 +284,37 @@ def stored_rows(
     return list(rows or ())
 
 
-def message_ids_to_check(tracked: Sequence[str]) -> DltResource:
+def message_ids_to_check(tracked: Sequence[str] | str | None, origin: str) -> DltResource:
     """Status look-ups: which requestIds `messages` asks about. It never touches the send endpoint.
 
     (a) sends stored in `sms`, (b) stored messages, (c) requestIds from config (sent by other
-    systems); less those whose status is final or that the API no longer knows (404).
+    systems); less those whose status is final or that the API no longer knows (404). Each id
+    fills exactly one path segment: ids not of the accepted form are never asked about.
     """
     finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
     settled = f"CASE WHEN status IN ({finals}) OR lookup_error IS NOT NULL THEN 1 ELSE 0 END"
 
     @dlt.resource(selected=False)
     def message_ids_to_check() -> Iterator[list[dict[str, str]]]:
+        # Parsed here, in the run: a mistake in the setting fails only status runs.
+        configured = parse_request_ids(tracked, origin)
         # One connection for both reads: opening one resolves the destination's whole config.
         with dlt.current.pipeline().sql_client() as client:
             sent = stored_rows(client, "sms", "request_id")
             stored = stored_rows(client, "messages", f"request_id, {settled}")
         done = {rid for rid, is_settled in stored if is_settled}
-        known = [*(rid for (rid,) in sent), *(rid for rid, _ in stored), *tracked]
-        yield [{"requestId": rid} for rid in dict.fromkeys(known) if rid not in done]
+        known = [*(rid for (rid,) in sent), *(rid for rid, _ in stored), *configured]
+        due = [rid for rid in dict.fromkeys(known) if rid is not None and rid not in done]
+        refused = refused_request_ids(due)
+        if refused:
+            log.warning(
+                "messaging/messages: not looking up %d stored requestId(s) that are not of the "
+                "accepted form (%s): %s",
+                len(refused),
+                REQUEST_ID_FORM,
+                ", ".join(map(repr, refused[:5])),
+            )
+        yield [{"requestId": quote(rid, safe="")} for rid in due if rid not in refused]
 
     return message_ids_to_check()
 
@@ -328,7 +379,10 @@ def messaging_source(
     }
     messages = _resource_config("messages", record_missing_status(_data_selector("messages")))
     messages["processing_steps"] = [{"map": stamp_checked_at}]
-    tracked = parse_request_ids(request_ids or _setting("messages.request_ids"))
+    if request_ids:
+        tracked, origin = request_ids, "run config `request_ids`"
+    else:
+        tracked, origin = _setting("messages.request_ids"), REQUEST_IDS_SETTING
     reference = [_resource_config(name) for name in REFERENCE_RESOURCES]
     source = rest_api_source(
         {
@@ -341,7 +395,7 @@ def messaging_source(
                     sms_from or _setting("sms.from"),
                     sms_message or _setting("sms.message") or "",
                 ),
-                message_ids_to_check(tracked),
+                message_ids_to_check(tracked, origin),
                 messages,
                 *reference,
             ],

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from messaging_assets.sandbox import Fault, Sandbox
-from messaging_assets.source import InvalidRequestIds, parse_request_ids
+from messaging_assets.statuses import InvalidRequestIds, parse_request_ids
 from messaging_assets_tests.conftest import (
     API_KEY,
     Warehouse,

@@ -225,6 +225,15 @@ def test_bad_key_on_a_byon_endpoint_answers_401_without_body(sandbox: Sandbox, p
     assert_no_body(response)
 
 
+@pytest.mark.parametrize("status", [403, 404])
+def test_byon_client_error_answers_without_body(sandbox: Sandbox, status: int) -> None:
+    # The fault's status stands in for an account without the right, or a missing resource.
+    sandbox.inject("phones", Fault.SERVER_ERROR, times=1, status=status)
+    response = get(sandbox, PHONES)
+    assert response.status_code == status
+    assert_no_body(response)
+
+
 @pytest.mark.parametrize("endpoint", BYON_PATHS)
 def test_byon_server_error_answers_code_message_and_timestamp(
     sandbox: Sandbox, endpoint: str

@@ -15,6 +15,7 @@ with Sandbox(shape="provider") as sandbox:  # the provider's published contract
 from .server import (
     HOSTILE_REQUEST_ID,
     PAGE_SIZE_LIMIT,
+    SHAPES,
     Fault,
     RecordedRequest,
     Sandbox,
@@ -24,6 +25,7 @@ from .server import (
 __all__ = [
     "HOSTILE_REQUEST_ID",
     "PAGE_SIZE_LIMIT",
+    "SHAPES",
     "Fault",
     "RecordedRequest",
     "Sandbox",

@@ -730,11 +730,12 @@ class Sandbox:
             else:
                 payload = {"data": {"items": inner} if is_list else [inner]}
         elif not records:
-            pass
+            pass  # an empty page has no record to spoil
         elif fault is Fault.MISSING_KEY:
             records[0].pop(key, None)
         elif fault is Fault.WRONG_TYPE:
-            # A list's integer is its envelope's size; the neutral shape's lists have none.
+            # A provider list's integer is its envelope's size; the neutral shape's lists have
+            # no integer, so their first record gets a `size`.
             (inner[0] if self._provider and is_list else records[0])["size"] = "three"
         elif fault is Fault.EXTRA_FIELD:
             records[0]["addedLater"] = "surprise"

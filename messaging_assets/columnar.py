@@ -64,8 +64,10 @@ def _records_at(document: pa.Table, steps: Sequence[str]) -> pa.Array:
             value = value.field(step)
         else:
             raise NotColumnar(f"the answer has no `{step}` where expected")
-    # A path that ends at a list means its items.
-    if pa.types.is_list(value.type):
+    # A path that ends at a key means the items of the list there.
+    if steps[-1:] != [WILDCARD]:
+        if not pa.types.is_list(value.type):
+            raise NotColumnar("the selector does not lead to a list")
         value = value.flatten()
     if len(value) and not pa.types.is_struct(value.type):
         raise NotColumnar("the records are not objects")

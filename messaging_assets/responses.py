@@ -90,11 +90,11 @@ class Answers:
         if status < 400:
             return
         said = explanation(response, self.redact)
-        said = f" ({said})" if said else ""
+        said = f" (the API says: {said})" if said else ""
         if status in (401, 403):
             raise self.error(
                 response,
-                f"answered {status}{said}: the API rejected the key. Check {KEY_PLACES}, the "
+                f"answered {status}: the API rejected the key{said}. Check {KEY_PLACES}, the "
                 f"header it travels in, SOURCES__MESSAGING__API_KEY_HEADER (now "
                 f"`{self.key_header}`), and SOURCES__MESSAGING__API_SHAPE.",
             )
@@ -120,13 +120,16 @@ class Answers:
                 raise self.error(response, f"answered malformed JSON ({error})") from None
 
     def records(self, response: Response, payload: Any) -> list[dict[str, Any]]:
-        """A list's records: every item the selector reaches, lists flattened."""
-        records: list[Any] = []
-        for value in self._find(response, payload):
-            records.extend(value if isinstance(value, list) else [value])
-        if not all(isinstance(record, dict) for record in records):
-            raise self._wrong(response, records, "a list of objects")
-        return records
+        """A list's records: the items of the lists the selector reaches, or, for a selector
+        ending in `[*]`, what it reaches."""
+        found = self._find(response, payload)
+        if self.selector.steps[-1:] != [WILDCARD]:
+            if not all(isinstance(value, list) for value in found):
+                raise self._wrong(response, found, "a list")
+            found = [record for value in found for record in value]
+        if not all(isinstance(record, dict) for record in found):
+            raise self._wrong(response, found, "a list of objects")
+        return found
 
     def record(self, response: Response, payload: Any) -> dict[str, Any]:
         """An object endpoint's one record."""

@@ -15,11 +15,11 @@ from dagster import (
 )
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
+from messaging_assets.automation import freshness_policy
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.schedules import message_status_schedule, reference_data_schedule
 from messaging_assets.sensors import messaging_automation_sensor
-from messaging_assets.automation import freshness_policy
 from messaging_assets.settings import AutomationSettings, automation_settings
 
 REFERENCE = {AssetKey(["messaging", n]) for n in ("contacts", "phones", "registrations")}

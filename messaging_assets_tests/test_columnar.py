@@ -59,7 +59,9 @@ def test_timestamps_with_and_without_fractions_parse_alike():
         (answer({**CONTACT, "createdAt": "soon"}), "not a timestamp"),
         (answer(CONTACT, {**CONTACT, "firstName": 7}), "cannot hold"),
         (answer({**CONTACT, "_dlt_id": "x"}), "a field named"),
-        (json.dumps({"data": "contacts"}).encode(), "not objects"),
+        (json.dumps({"data": "contacts"}).encode(), "does not lead to a list"),
+        (json.dumps({"data": {"contactId": "c-1"}}).encode(), "does not lead to a list"),
+        (json.dumps({"data": ["c-1"]}).encode(), "not objects"),
         (json.dumps({"items": [CONTACT]}).encode(), "no `data`"),
         (b'{"data": [', "cannot hold"),
         (answer({**CONTACT, "createdAt": 1704067445}), "not a timestamp"),
@@ -84,7 +86,9 @@ def test_undeclared_timestamps_are_left_to_dlts_detection():
 
 
 def test_records_of_every_envelope_in_an_array_are_read_in_order():
-    content = envelopes([CONTACT], [{**CONTACT, "contactId": "c-2"}, {**CONTACT, "contactId": "c-3"}])
+    content = envelopes(
+        [CONTACT], [{**CONTACT, "contactId": "c-2"}, {**CONTACT, "contactId": "c-3"}]
+    )
 
     page = read(content, selector="[*].contacts[*]")
 

@@ -153,7 +153,7 @@ def test_pending_sensor_skips_while_another_process_writes(
     assert len(tick(pending_status_sensor, instance).run_requests) == 1
 
 
-def test_pending_sensor_keeps_off_the_file_while_a_run_holds_the_duckdb_pool(
+def test_pending_sensor_keeps_off_the_warehouse_while_a_run_holds_the_writers_pool(
     sandbox: Sandbox, run, instance
 ):
     run("sms", config=run_config(sms=SEND))
@@ -164,7 +164,7 @@ def test_pending_sensor_keeps_off_the_file_while_a_run_holds_the_duckdb_pool(
     result = tick(pending_status_sensor, instance)
 
     assert result.run_requests == []
-    assert result.skip_message == "Run(s) writing-run are writing the DuckDB file."
+    assert result.skip_message == "Run(s) writing-run are writing the warehouse."
 
 
 def test_sms_sent_sensor_requests_a_status_run_after_a_send(sandbox: Sandbox, run, instance):

@@ -25,68 +25,66 @@ from requests.adapters import HTTPAdapter
 
 CONTACT_FIELDS = (
     "contactId",
-    "firstName",
-    "lastName",
-    "phoneNumber",
-    "email",
-    "company",
-    "createdAt",
-    "updatedAt",
+    "friendlyName",
+    "contactName",
+    "contactEmail",
+    "contactPhone",
+    "contactTitle",
+    "companyName",
+    "companyAddress",
 )
 _TEXT_MESSAGE_FIELDS = (
-    "requestId", "doneDate", "errorReason", "from", "href", "mccmnc", "overallPrice",
+    "requestId", "doneDate", "errorCode", "errorReason", "from", "href", "mccmnc", "overallPrice",
     "priceEffective", "reference", "sentDate", "status", "submitDate", "to", "ttid", "checkedAt",
     "lookupError", "_dlt_id",
 )  # fmt: skip
 _TEXT_PART_FIELDS = (
     "partId", "currency", "price", "priceEffective", "sentDate", "doneDate", "deliveryState",
-    "statusText", "_dlt_root_id", "_dlt_parent_id", "_dlt_id",
+    "errorCode", "statusText", "_dlt_root_id", "_dlt_parent_id", "_dlt_id",
 )  # fmt: skip
 # Explicit schemas: a field missing from every record (lookupError) still gets its column.
 MESSAGE_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in _TEXT_MESSAGE_FIELDS]
-    + [("errorCode", pa.int64()), ("size", pa.int64())]
+    [(name, pa.string()) for name in _TEXT_MESSAGE_FIELDS] + [("size", pa.int64())]
 )
 PART_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in _TEXT_PART_FIELDS]
-    + [("errorCode", pa.int64()), ("_dlt_list_idx", pa.int64())]
+    [(name, pa.string()) for name in _TEXT_PART_FIELDS] + [("_dlt_list_idx", pa.int64())]
 )
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
 
 CONTACTS_DDL = """
 CREATE TABLE IF NOT EXISTS messaging.contacts (
-    contact_id VARCHAR NOT NULL, first_name VARCHAR, last_name VARCHAR, phone_number VARCHAR,
-    email VARCHAR, company VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
-    _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL)
+    contact_id VARCHAR NOT NULL, friendly_name VARCHAR, contact_name VARCHAR,
+    contact_email VARCHAR, contact_phone VARCHAR, contact_title VARCHAR, company_name VARCHAR,
+    company_address VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL)
 """
 CONTACTS_SELECT = """
-SELECT "contactId", "firstName", "lastName", "phoneNumber", email, company,
-       "createdAt"::TIMESTAMPTZ, "updatedAt"::TIMESTAMPTZ, $load_id, "contactId"
+SELECT "contactId", "friendlyName", "contactName", "contactEmail", "contactPhone",
+       "contactTitle", "companyName", "companyAddress", $load_id, "contactId"
 FROM staged
 """
 
 MESSAGES_DDL = """
 CREATE TABLE IF NOT EXISTS messaging.messages (
-    request_id VARCHAR NOT NULL, done_date TIMESTAMPTZ, error_code BIGINT, error_reason VARCHAR,
+    request_id VARCHAR NOT NULL, done_date TIMESTAMPTZ, error_code VARCHAR, error_reason VARCHAR,
     "from" VARCHAR, href VARCHAR, mccmnc VARCHAR, overall_price DECIMAL(18,6),
-    price_effective DECIMAL(18,6), reference VARCHAR, sent_date TIMESTAMPTZ, size BIGINT,
+    price_effective TIMESTAMPTZ, reference VARCHAR, sent_date TIMESTAMPTZ, size BIGINT,
     status VARCHAR, submit_date TIMESTAMPTZ, "to" VARCHAR, ttid VARCHAR, checked_at TIMESTAMPTZ,
     lookup_error VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS messaging.messages__parts (
-    part_id VARCHAR, currency VARCHAR, price DECIMAL(18,6), price_effective DECIMAL(18,6),
-    sent_date TIMESTAMPTZ, done_date TIMESTAMPTZ, delivery_state VARCHAR, error_code BIGINT,
+    part_id VARCHAR, currency VARCHAR, price DECIMAL(18,6), price_effective TIMESTAMPTZ,
+    sent_date TIMESTAMPTZ, done_date TIMESTAMPTZ, delivery_state VARCHAR, error_code VARCHAR,
     status_text VARCHAR, _dlt_root_id VARCHAR NOT NULL, _dlt_parent_id VARCHAR NOT NULL,
     _dlt_list_idx BIGINT NOT NULL, _dlt_id VARCHAR NOT NULL);
 """
 MESSAGES_SELECT = """
 SELECT "requestId", "doneDate"::TIMESTAMPTZ, "errorCode", "errorReason", "from", href, mccmnc,
-       "overallPrice"::DECIMAL(18,6), "priceEffective"::DECIMAL(18,6), reference,
+       "overallPrice"::DECIMAL(18,6), "priceEffective"::TIMESTAMPTZ, reference,
        "sentDate"::TIMESTAMPTZ, size, status, "submitDate"::TIMESTAMPTZ, "to", ttid,
        "checkedAt"::TIMESTAMPTZ, "lookupError", $load_id, "_dlt_id"
 FROM staged_messages
 """
 PARTS_SELECT = """
-SELECT "partId", currency, price::DECIMAL(18,6), "priceEffective"::DECIMAL(18,6),
+SELECT "partId", currency, price::DECIMAL(18,6), "priceEffective"::TIMESTAMPTZ,
        "sentDate"::TIMESTAMPTZ, "doneDate"::TIMESTAMPTZ, "deliveryState", "errorCode",
        "statusText", "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"
 FROM staged_parts
@@ -172,6 +170,9 @@ def load_messages(
             response.raise_for_status()
             message: dict[str, Any] = json.loads(response.content)["data"]
             message["checkedAt"] = checked_at
+            # The operator id is text, though some answers send it as a number.
+            if message.get("ttid") is not None:
+                message["ttid"] = str(message["ttid"])
             return message
 
         with ThreadPoolExecutor(max_workers=workers) as pool:

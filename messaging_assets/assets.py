@@ -1,23 +1,28 @@
-"""The five `messaging/*` assets: dagster-dlt's `@dlt_assets` over the rest_api source.
-
-Three blocks rather than one so that Dagster orders them: statuses are looked up after the send
-has landed in DuckDB, and the reference lists load on their own. Each run builds its source and
-pipeline afresh, so that run config and configuration changed since start-up take effect.
+"""The dlt assets: dagster-dlt's `@dlt_assets` over the messaging source, one block per kind of
+resource in the registry, so that Dagster orders them (statuses are looked up after a send has
+landed) and each takes its own launchpad config. Naming and policy are in the translator; each
+run builds its source from the settings and its run config.
 """
 
+import dlt
 from dagster import AssetExecutionContext, Config
 from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field
 
-from messaging_assets.pipeline import messaging_pipeline
-from messaging_assets.source import REFERENCE_RESOURCES, messaging_source
+from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
+from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
+from messaging_assets.sending import SendRequest, reference_for
+from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.translator import MessagingTranslator
-from messaging_assets.warehouse import DUCKDB_POOL
+from messaging_assets.warehouse import WRITER_POOL
 
 TRANSLATOR = MessagingTranslator()
+LIST_NAMES = [resource.name for resource in LISTS]
+# The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
+DEFINITION_PIPELINE = messaging_pipeline(pipelines_dir() / "definitions")
 
 
-class SmsConfig(Config):
+class SendConfig(Config):
     """Launchpad config for `messaging/sms`. Sending is billed: without `to` and `from` (here or
     in SOURCES__MESSAGING__SMS__*) nothing is sent."""
 
@@ -25,56 +30,61 @@ class SmsConfig(Config):
     from_: str | None = Field(default=None, alias="from", description="Sender id or number.")
     message: str | None = Field(default=None, description="Text; each 160-char part is billed.")
 
+    def options(self, context: AssetExecutionContext) -> RunOptions:
+        # `from` is a Python keyword, so the settings are read by their path.
+        to = self.to or dlt.config.get("sources.messaging.sms.to")
+        sender = self.from_ or dlt.config.get("sources.messaging.sms.from")
+        if not (to and sender):
+            return RunOptions()
+        text = self.message or dlt.config.get("sources.messaging.sms.message") or ""
+        reference = reference_for(context.run.run_id, context.run.root_run_id)
+        return RunOptions(send=SendRequest(to, sender, text, reference, context.run.run_id))
 
-class MessagesConfig(Config):
+
+class StatusConfig(Config):
     request_ids: list[str] = Field(
         default_factory=list,
         description="Extra requestIds to track (sent by other systems), besides the stored ones.",
     )
 
+    def options(self, context: AssetExecutionContext) -> RunOptions:
+        return RunOptions(request_ids=self.request_ids)
 
-@dlt_assets(
-    dlt_source=messaging_source().with_resources("sms"),
-    dlt_pipeline=messaging_pipeline(),
-    name="messaging_sms",
-    dagster_dlt_translator=TRANSLATOR,
-    pool=DUCKDB_POOL,
-)
-def sms_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: SmsConfig):
-    yield from dlt.run(
-        context=context,
-        dlt_source=messaging_source(
-            sms_to=config.to, sms_from=config.from_, sms_message=config.message
-        ).with_resources("sms"),
-        dlt_pipeline=messaging_pipeline(),
+
+class ListConfig(Config):
+    accept_shrink: bool = Field(
+        default=False,
+        description="Load a list even if it retires more than the allowed share of current rows "
+        "(MESSAGING__AUTOMATION__ROW_DROP_SHARE): for a list that shrank on purpose.",
     )
 
-
-@dlt_assets(
-    dlt_source=messaging_source().with_resources("messages"),
-    dlt_pipeline=messaging_pipeline(),
-    name="messaging_messages",
-    dagster_dlt_translator=TRANSLATOR,
-    pool=DUCKDB_POOL,
-)
-def messages_asset(context: AssetExecutionContext, dlt: DagsterDltResource, config: MessagesConfig):
-    yield from dlt.run(
-        context=context,
-        dlt_source=messaging_source(request_ids=config.request_ids).with_resources("messages"),
-        dlt_pipeline=messaging_pipeline(),
-    )
+    def options(self, context: AssetExecutionContext) -> RunOptions:
+        return RunOptions(accept_shrink=self.accept_shrink)
 
 
-@dlt_assets(
-    dlt_source=messaging_source().with_resources(*REFERENCE_RESOURCES),
-    dlt_pipeline=messaging_pipeline(),
-    name="messaging_reference",
-    dagster_dlt_translator=TRANSLATOR,
-    pool=DUCKDB_POOL,
-)
-def reference_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
-    yield from dlt.run(
-        context=context,
-        dlt_source=messaging_source().with_resources(*REFERENCE_RESOURCES),
-        dlt_pipeline=messaging_pipeline(),
-    )
+def _block(name: str, *resources: str) -> dict:
+    return {
+        "dlt_source": definition_source().with_resources(*resources),
+        "dlt_pipeline": DEFINITION_PIPELINE,
+        "name": f"{GROUP}_{name}",
+        "dagster_dlt_translator": TRANSLATOR,
+        "pool": WRITER_POOL,
+    }
+
+
+@dlt_assets(**_block(SEND.name, SEND.name))
+def send_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: SendConfig):
+    source = messaging_source(config.options(context)).with_resources(SEND.name)
+    yield from dlt.run(context=context, dlt_source=source)
+
+
+@dlt_assets(**_block(STATUS.name, STATUS.name))
+def status_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: StatusConfig):
+    source = messaging_source(config.options(context)).with_resources(STATUS.name)
+    yield from dlt.run(context=context, dlt_source=source)
+
+
+@dlt_assets(**_block("reference", *LIST_NAMES))
+def list_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: ListConfig):
+    source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
+    yield from dlt.run(context=context, dlt_source=source)

@@ -1,239 +1,193 @@
-"""Asset checks on every table. They run in the same run as their asset, after it, and read the
-DuckDB file read-only; their step is in the DuckDB pool, so no other run writes meanwhile."""
+"""Asset checks on every table loaded from the API, derived from the registry. They run in the
+same run as their asset, after it; their step is in the writers' pool, so no other run writes
+meanwhile."""
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetKey,
     multi_asset_check,
 )
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+from messaging_assets import sql
+from messaging_assets.automation import AUTOMATION
 from messaging_assets.polling import pending_messages
-from messaging_assets.settings import SETTINGS
-from messaging_assets.source import (
-    FINAL_STATUSES,
-    REFERENCE_RESOURCES,
-    SOURCE_NAME,
-    configured_primary_key,
-)
-from messaging_assets.translator import GROUP
-from messaging_assets.warehouse import DUCKDB_POOL, WarehouseMissing, existing_tables, read_only
+from messaging_assets.registry import BY_NAME, FINAL_STATUSES, PENDING_STATUSES, RESOURCES, Resource
+from messaging_assets.settings import resource_settings, variable
+from messaging_assets.warehouse import WRITER_POOL, Connection, connect
 
-TABLES = ("sms", "messages", *REFERENCE_RESOURCES)
-KNOWN_STATUSES = ("ACCEPTED", "BUFFERED", *FINAL_STATUSES)
 SAMPLE = 5
+NAMING = NamingConvention()
+# dlt keeps a value that does not fit its column's type in a column named `<column>__v_<type>`.
+VARIANT = re.compile(r"^(?P<column>.+)__v_(?P<type>[a-z0-9_]+)$")
 
 PRIMARY_KEY = "primary_key_unique_not_null"
+VALUES_FIT = "values_fit_declared_types"
 STATUS_KNOWN = "status_known"
 FINAL_WITHIN_VALIDITY = "final_within_validity"
-NO_MASS_DELETION = "current_rows_not_dropped"
 
 
-def _key(table: str) -> AssetKey:
-    return AssetKey([GROUP, table])
-
-
-SPECS = [
-    *(
-        AssetCheckSpec(
-            PRIMARY_KEY,
-            asset=_key(table),
-            description="The primary key is unique and never null"
-            + (" among current rows (scd2)." if table in REFERENCE_RESOURCES else "."),
+def _specs(resource: Resource) -> Iterator[AssetCheckSpec]:
+    history = " among current rows (scd2)" if resource.history == "scd2" else ""
+    yield AssetCheckSpec(
+        PRIMARY_KEY,
+        asset=resource.asset_key,
+        description=f"The primary key is unique and never null{history}.",
+    )
+    yield AssetCheckSpec(
+        VALUES_FIT,
+        asset=resource.asset_key,
+        description="Every value fits its column's declared type: one that did not is kept "
+        "aside in a `<column>__v_<type>` column, and this check names it.",
+    )
+    if resource.kind == "status":
+        yield AssetCheckSpec(
+            STATUS_KNOWN,
+            asset=resource.asset_key,
+            description=f"Every status is one of {', '.join(PENDING_STATUSES + FINAL_STATUSES)}, "
+            "or null with a lookup_error (the provider no longer knows the message).",
         )
-        for table in TABLES
-    ),
-    AssetCheckSpec(
-        STATUS_KNOWN,
-        asset=_key("messages"),
-        description=f"Every status is one of {', '.join(KNOWN_STATUSES)}, or null with a "
-        "lookup_error (the provider no longer knows the message).",
-    ),
-    AssetCheckSpec(
-        FINAL_WITHIN_VALIDITY,
-        asset=_key("messages"),
-        description="Warns about messages still not final past their validity plus a margin: "
-        "the status sensor no longer polls them.",
-    ),
-    *(
-        AssetCheckSpec(
-            NO_MASS_DELETION,
-            asset=_key(table),
-            description="Warns when current rows drop by more than "
-            f"{SETTINGS.row_drop_share:.0%} since the previous load "
-            "(an upstream deletion gone wrong).",
+        yield AssetCheckSpec(
+            FINAL_WITHIN_VALIDITY,
+            asset=resource.asset_key,
+            description="Warns about messages still not final past their validity plus a "
+            "margin: the status sensor no longer polls them.",
         )
-        for table in REFERENCE_RESOURCES
-    ),
-]
 
 
-def primary_key_columns(table: str) -> list[str]:
-    """The key as configured now (SOURCES__MESSAGING__<TABLE>__PRIMARY_KEY), named as in DuckDB."""
-    return [NamingConvention().normalize_identifier(configured_primary_key(table))]
+SPECS = [spec for resource in RESOURCES for spec in _specs(resource)]
 
 
-def _qualified(table: str) -> str:
-    return f"{SOURCE_NAME}.{table}"
-
-
-def check_primary_key(
-    con: duckdb.DuckDBPyConnection, check_key: AssetCheckKey, context: AssetCheckExecutionContext
+def _result(
+    check_key: AssetCheckKey,
+    passed: bool,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    description: str | None = None,
+    **metadata: object,
 ) -> AssetCheckResult:
-    table = check_key.asset_key.path[-1]
-    columns = primary_key_columns(table)
-    history = con.execute(
-        "SELECT count(*) FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? AND column_name = '_dlt_valid_to'",
-        [SOURCE_NAME, table],
-    ).fetchone()[0]
-    current = "_dlt_valid_to IS NULL" if history else "true"
-    key = ", ".join(f'"{c}"' for c in columns)
-    any_null = " OR ".join(f'"{c}" IS NULL' for c in columns)
-    nulls = con.execute(
-        f"SELECT count(*) FROM {_qualified(table)} WHERE {current} AND ({any_null})"
-    ).fetchone()[0]
-    duplicates = con.execute(
-        f"SELECT {key}, count(*) FROM {_qualified(table)} WHERE {current} AND NOT ({any_null}) "
-        f"GROUP BY ALL HAVING count(*) > 1 ORDER BY count(*) DESC, 1"
-    ).fetchall()
     return AssetCheckResult(
         asset_key=check_key.asset_key,
         check_name=check_key.name,
-        passed=not nulls and not duplicates,
-        metadata={
-            "primary_key": ", ".join(columns),
-            "null_keys": nulls,
-            "duplicated_keys": len(duplicates),
-            "duplicated_sample": ", ".join(
-                "/".join(map(str, row[:-1])) for row in duplicates[:SAMPLE]
-            ),
-        },
+        passed=passed,
+        severity=severity,
+        description=description,
+        metadata=metadata,
     )
 
 
-def check_status_known(
-    con: duckdb.DuckDBPyConnection, check_key: AssetCheckKey, context: AssetCheckExecutionContext
-) -> AssetCheckResult:
-    known = ", ".join(f"'{status}'" for status in KNOWN_STATUSES)
-    unknown = con.execute(
-        f"SELECT coalesce(status, '<null>'), count(*) FROM {_qualified('messages')} "
-        f"WHERE (status IS NULL AND lookup_error IS NULL) OR status NOT IN ({known}) "
-        "GROUP BY ALL ORDER BY 2 DESC"
-    ).fetchall()
-    return AssetCheckResult(
-        asset_key=check_key.asset_key,
-        check_name=check_key.name,
-        passed=not unknown,
-        metadata={
-            "unknown_statuses": ", ".join(f"{status} ({n})" for status, n in unknown),
-            "rows_with_unknown_status": sum(n for _, n in unknown),
-        },
+def check_primary_key(warehouse: Connection, resource: Resource) -> AssetCheckResult:
+    check_key = AssetCheckKey(resource.asset_key, PRIMARY_KEY)
+    field = resource_settings(resource.name).primary_key or resource.key
+    key = NAMING.normalize_identifier(field)
+    columns = warehouse.columns([resource.name])[resource.name]
+    if key not in columns:
+        setting = variable(("sources", "messaging", resource.name), "primary_key")
+        said = f"no key: the records carry no `{field}`; choose one with {setting}"
+        return _result(check_key, True, description=said, primary_key=said)
+    table = warehouse.table(resource.name)
+    current = sql.current_rows(sql.VALID_TO in columns)
+    nulls = warehouse.scalar(f"SELECT count(*) FROM {table} WHERE {current} AND {key} IS NULL")
+    duplicates = warehouse.rows(
+        f"SELECT {key}, count(*) FROM {table} WHERE {current} AND {key} IS NOT NULL "
+        f"GROUP BY {key} HAVING count(*) > 1 ORDER BY count(*) DESC, {key}"
+    )
+    return _result(
+        check_key,
+        not nulls and not duplicates,
+        primary_key=key,
+        null_keys=int(nulls),
+        duplicated_keys=len(duplicates),
+        duplicated_sample=", ".join(str(row[0]) for row in duplicates[:SAMPLE]),
     )
 
 
-def check_final_within_validity(
-    con: duckdb.DuckDBPyConnection, check_key: AssetCheckKey, context: AssetCheckExecutionContext
-) -> AssetCheckResult:
+def check_values_fit(warehouse: Connection, resource: Resource) -> AssetCheckResult:
+    tables = [resource.name, *(f"{resource.name}__{field}" for field in resource.nested)]
+    key = NAMING.normalize_identifier(resource_settings(resource.name).primary_key or resource.key)
+    misfits = []
+    for table, columns in warehouse.columns(tables).items():
+        for column in sorted(columns):
+            variant = VARIANT.match(column)
+            if not variant:
+                continue
+            sample_key = key if key in columns else "_dlt_id"
+            rows = warehouse.rows(
+                f"SELECT {sample_key} FROM {warehouse.table(table)} WHERE {column} IS NOT NULL "
+                f"ORDER BY 1 LIMIT {SAMPLE}"
+            )
+            if rows:
+                misfits.append(
+                    f"{table}.{variant['column']} received {variant['type']} values (kept in "
+                    f"{column}), e.g. {sample_key} {', '.join(str(row[0]) for row in rows)}"
+                )
+    return _result(
+        AssetCheckKey(resource.asset_key, VALUES_FIT),
+        not misfits,
+        misfits=len(misfits),
+        details="; ".join(misfits),
+    )
+
+
+def check_status_known(warehouse: Connection, resource: Resource) -> AssetCheckResult:
+    unknown = warehouse.rows(
+        f"SELECT coalesce(status, '<null>'), count(*) FROM {warehouse.table(resource.name)} "
+        f"WHERE (status IS NULL AND lookup_error IS NULL) OR status NOT IN {sql.KNOWN} "
+        "GROUP BY status ORDER BY 2 DESC"
+    )
+    return _result(
+        AssetCheckKey(resource.asset_key, STATUS_KNOWN),
+        not unknown,
+        unknown_statuses=", ".join(f"{status} ({n})" for status, n in unknown),
+        rows_with_unknown_status=sum(int(n) for _, n in unknown),
+    )
+
+
+def check_final_within_validity(warehouse: Connection, resource: Resource) -> AssetCheckResult:
     now = datetime.now(timezone.utc)
     overdue = [
-        m
-        for m in pending_messages(con)
-        if m.submitted_at and now - m.submitted_at > SETTINGS.give_up_after
+        message
+        for message in pending_messages(warehouse)
+        if message.submitted_at and now - message.submitted_at > AUTOMATION.give_up_after
     ]
-    return AssetCheckResult(
-        asset_key=check_key.asset_key,
-        check_name=check_key.name,
-        passed=not overdue,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "overdue_messages": len(overdue),
-            "overdue_sample": ", ".join(m.request_id for m in overdue[:SAMPLE]),
-            "validity_plus_margin_hours": SETTINGS.give_up_after.total_seconds() / 3600,
-        },
+    return _result(
+        AssetCheckKey(resource.asset_key, FINAL_WITHIN_VALIDITY),
+        not overdue,
+        AssetCheckSeverity.WARN,
+        overdue_messages=len(overdue),
+        overdue_sample=", ".join(message.request_id for message in overdue[:SAMPLE]),
+        validity_plus_margin_hours=AUTOMATION.give_up_after.total_seconds() / 3600,
     )
 
 
-def check_no_mass_deletion(
-    con: duckdb.DuckDBPyConnection, check_key: AssetCheckKey, context: AssetCheckExecutionContext
-) -> AssetCheckResult:
-    table = check_key.asset_key.path[-1]
-    current = con.execute(
-        f"SELECT count(*) FROM {_qualified(table)} WHERE _dlt_valid_to IS NULL"
-    ).fetchone()[0]
-    previous = _previous_row_count(context, check_key.asset_key)
-    dropped = (previous - current) / previous if previous else 0.0
-    return AssetCheckResult(
-        asset_key=check_key.asset_key,
-        check_name=check_key.name,
-        passed=dropped <= SETTINGS.row_drop_share,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "current_rows": current,
-            "previous_load_rows": previous,
-            "dropped_share": round(max(dropped, 0.0), 4),
-            "allowed_drop_share": SETTINGS.row_drop_share,
-        },
-    )
-
-
-def _previous_row_count(context: AssetCheckExecutionContext, key: AssetKey) -> int | None:
-    """Current rows as of the load before this run's, from its materialization metadata."""
-    records = context.instance.fetch_materializations(key, limit=2).records
-    earlier = [r for r in records if r.run_id != context.run.run_id]
-    if not earlier:
-        return None
-    row_count = earlier[0].asset_materialization.metadata.get("dagster/row_count")
-    return int(row_count.value) if row_count is not None else None
-
-
-CHECKS: dict[str, Callable[..., AssetCheckResult]] = {
+CHECKS: dict[str, Callable[[Connection, Resource], AssetCheckResult]] = {
     PRIMARY_KEY: check_primary_key,
+    VALUES_FIT: check_values_fit,
     STATUS_KNOWN: check_status_known,
     FINAL_WITHIN_VALIDITY: check_final_within_validity,
-    NO_MASS_DELETION: check_no_mass_deletion,
 }
 
 
-@multi_asset_check(specs=SPECS, can_subset=True, pool=DUCKDB_POOL, name="messaging_checks")
+@multi_asset_check(specs=SPECS, can_subset=True, pool=WRITER_POOL, name="messaging_checks")
 def messaging_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
     """One connection for all checks selected in this run."""
     selected = sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string())
-    try:
-        with read_only() as con:
-            tables = existing_tables(con)
-            for check_key in selected:
-                yield _evaluate(con, tables, check_key, context)
-    except WarehouseMissing as missing:
+    with connect() as warehouse:
+        loaded = warehouse.columns(BY_NAME)
         for check_key in selected:
-            yield _not_loaded(check_key, str(missing))
-
-
-def _evaluate(
-    con: duckdb.DuckDBPyConnection,
-    tables: set[str],
-    check_key: AssetCheckKey,
-    context: AssetCheckExecutionContext,
-) -> AssetCheckResult:
-    table = check_key.asset_key.path[-1]
-    if table not in tables:
-        return _not_loaded(check_key, f"{_qualified(table)} has no rows loaded yet.")
-    return CHECKS[check_key.name](con, check_key, context)
-
-
-def _not_loaded(check_key: AssetCheckKey, why: str) -> AssetCheckResult:
-    # Nothing stored cannot break a rule; `sms` stays empty until someone sends.
-    return AssetCheckResult(
-        asset_key=check_key.asset_key,
-        check_name=check_key.name,
-        passed=True,
-        description=why,
-    )
+            resource = BY_NAME[check_key.asset_key.path[-1]]
+            if resource.name not in loaded:
+                # Nothing stored cannot break a rule; `sms` stays empty until someone sends.
+                yield _result(
+                    check_key,
+                    True,
+                    description=f"{warehouse.table(resource.name)} has no rows loaded yet.",
+                )
+            else:
+                yield CHECKS[check_key.name](warehouse, resource)

@@ -12,7 +12,6 @@ It and its checks are in the one-writer DuckDB pool, like the dlt assets.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +23,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AutomationCondition,
-    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -32,19 +30,14 @@ from dagster import (
     asset,
     asset_check,
 )
-from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
-from messaging_assets.source import FINAL_STATUSES, SOURCE_NAME
-from messaging_assets.warehouse import DUCKDB_POOL, existing_tables, writable
+from messaging_assets.automation import summary_freshness
+from messaging_assets.registry import FINAL_STATUSES, GROUP, SOURCE, STATUS
+from messaging_assets.warehouse import WRITER_POOL, connect
 
-KEY = AssetKey([SOURCE_NAME, "delivery_summary"])
-TABLE = f"{SOURCE_NAME}.delivery_summary"
-MESSAGES_KEY = AssetKey([SOURCE_NAME, "messages"])
-# Statuses are looked up on a schedule (issue 3) and this summary follows each look-up: a day
-# without a refresh means nobody is watching deliveries.
-FRESHNESS = FreshnessPolicy.time_window(
-    fail_window=timedelta(hours=24), warn_window=timedelta(hours=6)
-)
+SUMMARY_KEY = AssetKey([GROUP, "delivery_summary"])
+TABLE = f"{SOURCE}.delivery_summary"
+FRESHNESS = summary_freshness()
 RECENT_DAYS = 7
 
 FINALS = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
@@ -174,8 +167,9 @@ COLUMN_DESCRIPTIONS = {
 
 
 @contextmanager
-def connect() -> Iterator[duckdb.DuckDBPyConnection]:
-    with writable() as con:
+def duckdb_connection() -> Iterator[duckdb.DuckDBPyConnection]:
+    with connect() as warehouse:
+        con = warehouse.client.native_connection
         # Days are UTC days whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")
         yield con
@@ -194,12 +188,17 @@ class Summary:
 def build_summary(con: duckdb.DuckDBPyConnection) -> Summary:
     """Rewrites the summary table and reads what the metadata shows, in one transaction."""
     con.begin()
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SOURCE_NAME}")
-    tables = existing_tables(con)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SOURCE}")
+    tables = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SOURCE]
+        ).fetchall()
+    }
     has_messages = "messages" in tables
-    messages = f"{SOURCE_NAME}.messages" if has_messages else NO_MESSAGES
+    messages = f"{SOURCE}.messages" if has_messages else NO_MESSAGES
     # dlt creates the parts table only once some message had parts.
-    parts = f"{SOURCE_NAME}.messages__parts" if "messages__parts" in tables else NO_PARTS
+    parts = f"{SOURCE}.messages__parts" if "messages__parts" in tables else NO_PARTS
     con.execute(BASE.format(messages=messages, parts=parts, finals=FINALS))
     con.execute(COSTS.format(parts=parts))
     con.execute(SUMMARY.format(table=TABLE, finals=FINALS))
@@ -257,14 +256,15 @@ def summary_metadata(summary: Summary) -> dict[str, Any]:
     for currency, cost in summary.costs:
         metadata[f"cost_{currency.lower()}"] = MetadataValue.float(float(cost))
     metadata[f"last_{RECENT_DAYS}_days"] = MetadataValue.md(recent_markdown(summary.recent))
-    metadata.update(TableMetadataSet(row_count=summary.rows, column_schema=summary.schema))
+    metadata["dagster/row_count"] = MetadataValue.int(summary.rows)
+    metadata["dagster/column_schema"] = MetadataValue.table_schema(summary.schema)
     return metadata
 
 
 @asset(
-    key=KEY,
-    deps=[MESSAGES_KEY],
-    group_name=SOURCE_NAME,
+    key=SUMMARY_KEY,
+    deps=[STATUS.asset_key],
+    group_name=GROUP,
     kinds={"duckdb", "sql"},
     description=(
         "Per submit day (UTC), status and network (mccmnc): messages, parts, delivery rate, cost "
@@ -273,10 +273,10 @@ def summary_metadata(summary: Summary) -> dict[str, Any]:
     ),
     automation_condition=AutomationCondition.eager(),
     freshness_policy=FRESHNESS,
-    pool=DUCKDB_POOL,
+    pool=WRITER_POOL,
 )
 def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
-    with connect() as con:
+    with duckdb_connection() as con:
         summary = build_summary(con)
     if not summary.totals["messages"]:
         context.log.info("No messages with a status yet: the summary is empty.")
@@ -284,12 +284,12 @@ def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
 
 
 @asset_check(
-    asset=KEY,
-    pool=DUCKDB_POOL,
+    asset=SUMMARY_KEY,
+    pool=WRITER_POOL,
     description="Every delivery_rate is null (nothing final yet) or between 0 and 1.",
 )
 def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    with connect() as con:
+    with duckdb_connection() as con:
         bad = con.execute(
             f"SELECT count(*) FROM {TABLE} WHERE delivery_rate NOT BETWEEN 0 AND 1"
         ).fetchone()[0]
@@ -301,13 +301,13 @@ def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckR
 
 
 @asset_check(
-    asset=KEY,
-    pool=DUCKDB_POOL,
+    asset=SUMMARY_KEY,
+    pool=WRITER_POOL,
     description="No message reached its final state before it was submitted (doneDate >= "
     "submitDate): no negative min, median or p95 seconds to final.",
 )
 def no_negative_durations(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    with connect() as con:
+    with duckdb_connection() as con:
         bad = con.execute(
             f"""SELECT count(*) FROM {TABLE} WHERE least(min_seconds_to_final,
                 median_seconds_to_final, p95_seconds_to_final) < 0"""

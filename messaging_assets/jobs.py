@@ -1,24 +1,25 @@
-"""The asset jobs that schedules and sensors launch. Neither selects `messaging/sms`: only a person
-sends (billed)."""
+"""The asset jobs that schedules and sensors launch, from the registry's automation profiles.
+Neither selects a resource that sends: only a person sends (billed)."""
 
 from __future__ import annotations
 
 from dagster import AssetKey, AssetSelection, define_asset_job
 
-from messaging_assets.source import REFERENCE_RESOURCES
-from messaging_assets.translator import GROUP
+from messaging_assets.registry import with_automation
 
-MESSAGES = AssetKey([GROUP, "messages"])
-REFERENCE = [AssetKey([GROUP, name]) for name in REFERENCE_RESOURCES]
+STATUS_KEYS: list[AssetKey] = [resource.asset_key for resource in with_automation("status")]
+DAILY_KEYS: list[AssetKey] = [resource.asset_key for resource in with_automation("daily")]
 
 message_status_job = define_asset_job(
     "message_status_job",
-    selection=AssetSelection.assets(MESSAGES),
-    description="Looks up the delivery status of every stored message not yet final. Never sends.",
+    selection=AssetSelection.assets(*STATUS_KEYS),
+    description="Looks up the delivery status of messages not yet final. Never sends.",
 )
 
 reference_data_job = define_asset_job(
     "reference_data_job",
-    selection=AssetSelection.assets(*REFERENCE),
-    description="Reloads contacts, phones and registrations.",
+    selection=AssetSelection.assets(*DAILY_KEYS),
+    description="Reloads the reference lists: "
+    + ", ".join(key.path[-1] for key in DAILY_KEYS)
+    + ".",
 )

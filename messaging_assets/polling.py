@@ -10,11 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import duckdb
-
+from messaging_assets import sql
+from messaging_assets.registry import FINAL_STATUSES
 from messaging_assets.settings import AutomationSettings
-from messaging_assets.source import FINAL_STATUSES, SOURCE_NAME
-from messaging_assets.warehouse import existing_tables
+from messaging_assets.warehouse import Connection
 
 
 @dataclass(frozen=True)
@@ -91,39 +90,32 @@ def plan_status_checks(
     return plan
 
 
-def pending_messages(con: duckdb.DuckDBPyConnection) -> list[PendingMessage]:
+def pending_messages(warehouse: Connection) -> list[PendingMessage]:
     """Stored messages whose status is not final, including sends not looked up yet."""
-    tables = existing_tables(con)
-    messages = (
-        f"SELECT request_id, status, submit_date, checked_at, lookup_error "
-        f"FROM {SOURCE_NAME}.messages"
-        if "messages" in tables
-        else "SELECT NULL::VARCHAR AS request_id, NULL::VARCHAR AS status, "
-        "NULL::TIMESTAMPTZ AS submit_date, NULL::TIMESTAMPTZ AS checked_at, "
-        "NULL::VARCHAR AS lookup_error WHERE false"
-    )
-    sent = (
-        f"SELECT request_id, status, submitted_at FROM {SOURCE_NAME}.sms"
-        if "sms" in tables
-        else "SELECT NULL::VARCHAR AS request_id, NULL::VARCHAR AS status, "
-        "NULL::TIMESTAMPTZ AS submitted_at WHERE false"
-    )
-    finals = ", ".join(f"'{status}'" for status in FINAL_STATUSES)
-    rows = con.execute(
-        f"""
-        WITH m AS ({messages}), s AS ({sent})
-        SELECT request_id, coalesce(m.status, s.status),
-               epoch(coalesce(s.submitted_at, m.submit_date)), epoch(m.checked_at)
-        FROM m FULL OUTER JOIN s USING (request_id)
-        WHERE m.lookup_error IS NULL AND coalesce(m.status, s.status, '') NOT IN ({finals})
-        ORDER BY request_id
-        """
-    ).fetchall()
-    return [
-        PendingMessage(request_id, status, _from_epoch(submitted), _from_epoch(checked))
-        for request_id, status, submitted, checked in rows
-    ]
-
-
-def _from_epoch(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
+    tables = warehouse.columns(["messages", "sms"])
+    messages = {}
+    if "messages" in tables:
+        for request_id, status, submitted, checked, settled in warehouse.rows(
+            "SELECT request_id, status, submit_date, checked_at, "
+            f"CASE WHEN {sql.SETTLED} THEN 1 ELSE 0 END FROM {warehouse.table('messages')}"
+        ):
+            messages[request_id] = (status, submitted, checked, settled)
+    sent = {}
+    if "sms" in tables:
+        # A send is timed by this project's clock when it sent it, not the provider's.
+        submitted_at = "submitted_at" if "submitted_at" in tables["sms"] else "NULL"
+        for request_id, status, submitted in warehouse.rows(
+            f"SELECT request_id, status, {submitted_at} FROM {warehouse.table('sms')} "
+            "WHERE request_id IS NOT NULL"
+        ):
+            sent[request_id] = (status, submitted)
+    pending = []
+    for request_id in sorted(messages.keys() | sent.keys()):
+        status, submit_date, checked, settled = messages.get(request_id, (None, None, None, 0))
+        sent_status, submitted = sent.get(request_id, (None, None))
+        if settled or (status or sent_status) in FINAL_STATUSES:
+            continue
+        pending.append(
+            PendingMessage(request_id, status or sent_status, submitted or submit_date, checked)
+        )
+    return pending

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
+from messaging_assets.automation import AUTOMATION
 from messaging_assets.jobs import message_status_job, reference_data_job
-from messaging_assets.settings import SETTINGS
 
 reference_data_schedule = ScheduleDefinition(
     name="reference_data_schedule",
     job=reference_data_job,
-    cron_schedule=SETTINGS.reference_cron,
-    execution_timezone=SETTINGS.timezone,
+    cron_schedule=AUTOMATION.reference_cron,
+    execution_timezone=AUTOMATION.schedule_timezone,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Reloads contacts, phones and registrations daily (automation: reference_cron).",
+    description="Reloads the reference lists daily (automation: reference_cron).",
 )
 
 # The status sensor does the real work; this catches whatever it missed (daemon down, sensor
@@ -22,8 +22,8 @@ reference_data_schedule = ScheduleDefinition(
 message_status_schedule = ScheduleDefinition(
     name="message_status_schedule",
     job=message_status_job,
-    cron_schedule=SETTINGS.status_cron,
-    execution_timezone=SETTINGS.timezone,
+    cron_schedule=AUTOMATION.status_cron,
+    execution_timezone=AUTOMATION.schedule_timezone,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Safety net: looks up pending statuses (automation: status_cron).",
 )

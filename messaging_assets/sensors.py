@@ -8,7 +8,6 @@ import json
 from datetime import datetime, timezone
 
 from dagster import (
-    AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DagsterEventType,
@@ -25,14 +24,13 @@ from dagster import (
     sensor,
 )
 
-from messaging_assets.delivery_summary import KEY as SUMMARY_KEY
-from messaging_assets.jobs import MESSAGES, REFERENCE, message_status_job
+from messaging_assets.automation import AUTOMATION
+from messaging_assets.delivery_summary import SUMMARY_KEY
+from messaging_assets.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
 from messaging_assets.polling import pending_messages, plan_status_checks
-from messaging_assets.settings import SETTINGS
-from messaging_assets.translator import GROUP
-from messaging_assets.warehouse import DUCKDB_POOL, WarehouseUnavailable, read_only
+from messaging_assets.registry import SEND
+from messaging_assets.warehouse import WRITER_POOL, WarehouseUnavailable, read
 
-SMS = AssetKey([GROUP, "sms"])
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -42,12 +40,12 @@ IN_FLIGHT = [
 
 
 def plans_statuses(instance: DagsterInstance, run_id: str) -> bool:
-    """Whether the run materializes `messaging/messages`, whatever job or selection launched it:
-    Dagster records the planned materializations when it creates the run."""
+    """Whether the run looks statuses up, whatever job or selection launched it: Dagster records
+    the planned materializations when it creates the run."""
     records = instance.get_records_for_run(
         run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
-    return any(record.asset_key == MESSAGES for record in records)
+    return any(record.asset_key in STATUS_KEYS for record in records)
 
 
 def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
@@ -60,12 +58,12 @@ def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
 
 
 def writer_holding_pool(instance: DagsterInstance) -> set[str]:
-    """Runs with a step in the DuckDB pool right now. Even a read-only open would make such a
-    writer's next open of the file fail, so the sensor keeps away while one is active."""
+    """Runs with a step in the writers' pool right now. On DuckDB even a read-only open would make
+    such a writer's next open of the file fail, so the sensor keeps away while one is active."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return set()
-    return storage.get_concurrency_info(DUCKDB_POOL).active_run_ids
+    return storage.get_concurrency_info(WRITER_POOL).active_run_ids
 
 
 def _requested(cursor: str | None) -> dict[str, datetime]:
@@ -89,16 +87,16 @@ def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | Sk
         return SkipReason(f"A status run is already queued or in progress: {', '.join(in_flight)}.")
     writers = writer_holding_pool(context.instance)
     if writers:
-        return SkipReason(f"Run(s) {', '.join(sorted(writers))} are writing the DuckDB file.")
+        return SkipReason(f"Run(s) {', '.join(sorted(writers))} are writing the warehouse.")
     try:
-        with read_only() as con:
-            pending = pending_messages(con)
+        with read() as warehouse:
+            pending = pending_messages(warehouse)
     except WarehouseUnavailable as unavailable:
         return SkipReason(str(unavailable))
 
     now = datetime.now(timezone.utc)
     requested = _requested(context.cursor)
-    plan = plan_status_checks(pending, now, SETTINGS, requested)
+    plan = plan_status_checks(pending, now, AUTOMATION, requested)
     still_pending = {m.request_id for m in pending}
     cursor = {rid: at for rid, at in requested.items() if rid in still_pending}
     if not plan.due:
@@ -116,7 +114,7 @@ def _dump(requested: dict[str, datetime]) -> str:
 
 
 @asset_sensor(
-    asset_key=SMS,
+    asset_key=SEND.asset_key,
     name="sms_sent_sensor",
     job=message_status_job,
     default_status=DefaultSensorStatus.RUNNING,
@@ -136,7 +134,7 @@ def sms_sent_sensor(
 
 messaging_automation_sensor = AutomationConditionSensorDefinition(
     "messaging_automation_sensor",
-    target=AssetSelection.assets(*REFERENCE, SUMMARY_KEY),
+    target=AssetSelection.assets(*DAILY_KEYS, SUMMARY_KEY),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Evaluates the automation conditions: refreshes a stale reference asset, and the delivery "

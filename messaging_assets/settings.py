@@ -1,86 +1,227 @@
-"""Automation settings: schedules, freshness, status polling and check thresholds.
+"""Settings, read through dlt's configuration: `.dlt/config.toml`, `.dlt/secrets.toml` or
+environment variables named after their path (`[messaging.automation] status_cron` is
+`MESSAGING__AUTOMATION__STATUS_CRON`).
 
-Read through dlt's configuration like every other setting of the project, from
-`[messaging.automation]` in .dlt/config.toml or `MESSAGING__AUTOMATION__<KEY>` environment
-variables, when the code location loads (restart `dagster dev` after a change). The defaults
-follow the provider's behaviour (validity 48 h).
+Each group is a dlt `@configspec`, validated where it is read: a wrong value fails with one line
+naming the environment variable, the value and what is allowed. Automation settings are read when
+the code location loads (restart `dagster dev` after a change); resource settings when a run
+uses them, so that a mistake there fails only the runs that need it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import zoneinfo
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
 
-import dlt
+from croniter import croniter
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.configuration.specs import BaseConfiguration
 
-_HOUR = timedelta(hours=1)
-_MINUTE = timedelta(minutes=1)
+from messaging_assets.registry import SOURCE
 
-
-def _setting(key: str) -> str:
-    return str(dlt.config.get(f"messaging.automation.{key}") or "").strip()
-
-
-def _number(key: str, default: float) -> float:
-    value = _setting(key)
-    return float(value) if value else default
+Spec = TypeVar("Spec", bound=BaseConfiguration)
+_KINDS = {float: "a number", int: "a whole number", bool: "true or false"}
 
 
-def _text(key: str, default: str) -> str:
-    return _setting(key) or default
+class SettingError(ValueError):
+    """A setting's value is not allowed; the message names the variable, the value and why."""
 
 
-@dataclass(frozen=True)
-class AutomationSettings:
+def variable(sections: Sequence[str], name: str) -> str:
+    """The environment variable of a setting: MESSAGING__AUTOMATION__STATUS_CRON."""
+    return "__".join((*sections, name)).upper()
+
+
+def resolve(spec: Spec, sections: Sequence[str]) -> Spec:
+    """`spec` resolved from dlt's config, with a value of the wrong type named."""
+    try:
+        resolved = resolve_configuration(spec, sections=tuple(sections))
+    except ConfigValueCannotBeCoercedException as error:
+        expected = _KINDS.get(error.hint, f"a value of type {error.hint}")
+        raise SettingError(
+            f"{variable(sections, error.field_name)}={error.field_value!r}: expected {expected}."
+        ) from None
+    resolved.check(sections)
+    return resolved
+
+
+class Checked(BaseConfiguration):
+    """A configspec that validates its own values after resolving."""
+
+    def check(self, sections: Sequence[str]) -> None:
+        broken = self.rules()
+        if broken:
+            name, allowed = broken[0]
+            raise SettingError(f"{variable(sections, name)}={getattr(self, name)!r}: {allowed}.")
+
+    def rules(self) -> list[tuple[str, str]]:
+        """(field, what is allowed) for every field whose value is not allowed."""
+        return []
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _share(value: float) -> bool:
+    return math.isfinite(value) and 0 < value < 1
+
+
+def _cron(value: str) -> bool:
+    return len(value.split()) == 5 and croniter.is_valid(value)
+
+
+def _timezone(value: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@configspec
+class AutomationSettings(Checked):
+    """`[messaging.automation]`: schedules, freshness windows, status polling, guards."""
+
     reference_cron: str = "0 2 * * *"
-    timezone: str = "UTC"
+    schedule_timezone: str = "UTC"
     # More often than the messages' freshness warn window, so that an idle hour stays fresh.
     status_cron: str = "*/20 * * * *"
-    reference_warn: timedelta = timedelta(hours=25)
-    reference_fail: timedelta = timedelta(hours=26)
-    status_warn: timedelta = timedelta(minutes=30)
-    status_fail: timedelta = timedelta(hours=1)
-    validity: timedelta = timedelta(hours=48)
+    reference_warn_hours: float = 25
+    reference_fail_hours: float = 26
+    status_warn_minutes: float = 30
+    status_fail_minutes: float = 60
+    summary_warn_hours: float = 6
+    summary_fail_hours: float = 24
+    # The provider's default validity; a message not final by then ends EXPIRED.
+    validity_hours: float = 48
     # The provider reports EXPIRED shortly after the validity ends, not on the second.
-    validity_margin: timedelta = timedelta(hours=2)
+    validity_margin_hours: float = 2
     recheck_share_of_age: float = 0.25
-    recheck_min: timedelta = timedelta(minutes=1)
-    recheck_max: timedelta = timedelta(hours=6)
+    recheck_min_seconds: float = 60
+    recheck_max_seconds: float = 21600
+    # A full list that would retire more than this share of the current rows is refused.
     row_drop_share: float = 0.25
 
-    @classmethod
-    def from_config(cls) -> AutomationSettings:
-        d = cls()
-        return cls(
-            reference_cron=_text("reference_cron", d.reference_cron),
-            timezone=_text("schedule_timezone", d.timezone),
-            status_cron=_text("status_cron", d.status_cron),
-            reference_warn=timedelta(
-                hours=_number("reference_warn_hours", d.reference_warn / _HOUR)
-            ),
-            reference_fail=timedelta(
-                hours=_number("reference_fail_hours", d.reference_fail / _HOUR)
-            ),
-            status_warn=timedelta(minutes=_number("status_warn_minutes", d.status_warn / _MINUTE)),
-            status_fail=timedelta(minutes=_number("status_fail_minutes", d.status_fail / _MINUTE)),
-            validity=timedelta(hours=_number("validity_hours", d.validity / _HOUR)),
-            validity_margin=timedelta(
-                hours=_number("validity_margin_hours", d.validity_margin / _HOUR)
-            ),
-            recheck_share_of_age=_number("recheck_share_of_age", d.recheck_share_of_age),
-            recheck_min=timedelta(
-                seconds=_number("recheck_min_seconds", d.recheck_min.total_seconds())
-            ),
-            recheck_max=timedelta(
-                seconds=_number("recheck_max_seconds", d.recheck_max.total_seconds())
-            ),
-            row_drop_share=_number("row_drop_share", d.row_drop_share),
-        )
+    SECTIONS: ClassVar[tuple[str, ...]] = ("messaging", "automation")
+
+    def rules(self) -> list[tuple[str, str]]:
+        broken = [
+            (name, "expected a cron expression of 5 fields, e.g. '0 2 * * *'")
+            for name in ("reference_cron", "status_cron")
+            if not _cron(getattr(self, name))
+        ]
+        if not _timezone(self.schedule_timezone):
+            broken.append(("schedule_timezone", "expected an IANA time zone, e.g. 'Europe/Berlin'"))
+        for name in (
+            "reference_warn_hours",
+            "status_warn_minutes",
+            "summary_warn_hours",
+            "validity_hours",
+            "recheck_min_seconds",
+        ):
+            if not _positive(getattr(self, name)):
+                broken.append((name, "expected a number above 0"))
+        for warn, fail in (
+            ("reference_warn_hours", "reference_fail_hours"),
+            ("status_warn_minutes", "status_fail_minutes"),
+            ("summary_warn_hours", "summary_fail_hours"),
+            ("recheck_min_seconds", "recheck_max_seconds"),
+        ):
+            if not getattr(self, fail) >= getattr(self, warn):
+                broken.append(
+                    (fail, f"expected a number no smaller than {variable(self.SECTIONS, warn)}")
+                )
+        if not (math.isfinite(self.validity_margin_hours) and self.validity_margin_hours >= 0):
+            broken.append(("validity_margin_hours", "expected a number of 0 or more"))
+        for name in ("recheck_share_of_age", "row_drop_share"):
+            if not _share(getattr(self, name)):
+                broken.append((name, "expected a share between 0 and 1, e.g. 0.25 for 25%"))
+        return broken
+
+    @property
+    def reference_warn(self) -> timedelta:
+        return timedelta(hours=self.reference_warn_hours)
+
+    @property
+    def reference_fail(self) -> timedelta:
+        return timedelta(hours=self.reference_fail_hours)
+
+    @property
+    def status_warn(self) -> timedelta:
+        return timedelta(minutes=self.status_warn_minutes)
+
+    @property
+    def status_fail(self) -> timedelta:
+        return timedelta(minutes=self.status_fail_minutes)
+
+    @property
+    def summary_warn(self) -> timedelta:
+        return timedelta(hours=self.summary_warn_hours)
+
+    @property
+    def summary_fail(self) -> timedelta:
+        return timedelta(hours=self.summary_fail_hours)
+
+    @property
+    def recheck_min(self) -> timedelta:
+        return timedelta(seconds=self.recheck_min_seconds)
+
+    @property
+    def recheck_max(self) -> timedelta:
+        return timedelta(seconds=self.recheck_max_seconds)
 
     @property
     def give_up_after(self) -> timedelta:
-        """Past this age a message's status cannot change any more: stop asking for it."""
-        return self.validity + self.validity_margin
+        """Past this age a message's status cannot change any more."""
+        return timedelta(hours=self.validity_hours + self.validity_margin_hours)
 
 
-SETTINGS = AutomationSettings.from_config()
+def automation_settings() -> AutomationSettings:
+    return resolve(AutomationSettings(), AutomationSettings.SECTIONS)
+
+
+@configspec
+class ResourceSettings(Checked):
+    """`[sources.messaging.<resource>]`: what a user may override per resource."""
+
+    # The field that identifies a record, as the API names it.
+    primary_key: str | None = None
+    # Where the records are in an answer: a path of keys and `[*]` (`$` is the root).
+    data_selector: str | None = None
+    # A list's paginator, in dlt rest_api's paginator config (a type name or a dict).
+    paginator: Any | None = None
+    # A paged list: records per page, and the number of the first page.
+    page_size: int | None = None
+    first_page: int = 0
+    # Statuses to track for messages sent elsewhere: a JSON list or comma-separated text.
+    request_ids: Any | None = None
+
+    def rules(self) -> list[tuple[str, str]]:
+        if self.page_size is not None and self.page_size < 1:
+            return [("page_size", "expected a number of records of 1 or more")]
+        return []
+
+
+def resource_settings(name: str) -> ResourceSettings:
+    return resolve(ResourceSettings(), ("sources", SOURCE, name))
+
+
+@configspec
+class LookupSettings(Checked):
+    """`[extract] workers`: status look-ups in flight at once (dlt's extract setting)."""
+
+    workers: int = 20
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("extract",)
+
+    def rules(self) -> list[tuple[str, str]]:
+        return [] if self.workers >= 1 else [("workers", "expected 1 or more look-ups in flight")]
+
+
+def lookup_settings() -> LookupSettings:
+    return resolve(LookupSettings(), LookupSettings.SECTIONS)

@@ -1,92 +1,188 @@
-"""Reading the DuckDB file without getting in the writer's way, and the pool that owns writing.
+"""The one way to read and write the warehouse: dlt's own client for the configured destination.
 
-DuckDB lets one process write a file, and no other process open it meanwhile, not even to read.
-Every step that opens the file in a run (the loads and the checks) is in `DUCKDB_POOL`, limited to
-one slot in dagster.yaml, so runs take turns instead of failing on the lock. Sensors run outside
-runs: they open the file read-only for a moment and skip their tick while a writer holds it.
+Checks, status polling and sensors, the send journal, the delivery summary and the report all go
+through `connect` (a step in a run) or `read` (a sensor between runs), so they work on any dlt SQL
+destination. What is DuckDB's alone lives here too: one process writes the file at a time, so a
+writer waits (bounded) for the lock, and a reader opens the file read-only and gives up at once
+while a writer holds it.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dlt
-import duckdb
+from dlt.common.destination.client import JobClientBase
+from dlt.pipeline.pipeline import Pipeline
 
-from messaging_assets.pipeline import database_path
-from messaging_assets.source import SOURCE_NAME
+from messaging_assets import sql
+from messaging_assets.pipeline import (
+    database_path,
+    destination_type,
+    messaging_pipeline,
+)
 
-DUCKDB_POOL = "messaging_duckdb"
-
-
+# Every step that writes the warehouse is in this pool, limited to one slot (instance/dagster.yaml):
+# DuckDB lets one process write a file, and two merges into one table should not interleave.
+WRITER_POOL = "messaging_warehouse"
 LOCK_TIMEOUT_KEY = "destination.duckdb.lock_timeout"
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
-class DuckDBLocked(RuntimeError):
-    pass
-
-
-@contextmanager
-def writable(path: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection once no other process holds the file (a dlt load, a user's DuckDB
-    shell, a sensor reading), waiting DESTINATION__DUCKDB__LOCK_TIMEOUT seconds at most."""
-    path = path or database_path()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    timeout = float(dlt.config.get(LOCK_TIMEOUT_KEY) or DEFAULT_LOCK_TIMEOUT)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            con = duckdb.connect(path)
-            break
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise DuckDBLocked(
-                    f"The DuckDB file {path} is locked by another process and stayed locked for "
-                    f"{timeout:.0f}s: {error}. Close that connection (a DuckDB shell, a notebook), "
-                    "or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
-                ) from None
-            time.sleep(0.25)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 class WarehouseUnavailable(Exception):
-    """The file cannot be read now; the message says why, for a sensor's skip reason."""
+    """The warehouse cannot be read now; the message says why (a sensor's skip reason)."""
 
 
 class WarehouseMissing(WarehouseUnavailable):
     """Nothing has been loaded yet."""
 
 
+class DuckDBLocked(RuntimeError):
+    pass
+
+
+class Connection:
+    """An open connection to the dataset."""
+
+    def __init__(self, job_client: JobClientBase) -> None:
+        self._job = job_client
+        self.client = job_client.sql_client  # type: ignore[attr-defined]
+        self.dialect = self.client.capabilities.sqlglot_dialect
+
+    def table(self, name: str) -> str:
+        return self.client.make_qualified_table_name(name)
+
+    def translated(self, statement: str) -> str:
+        """A statement written in DuckDB's dialect, in this destination's."""
+        return sql.translate(statement, self.dialect)
+
+    def rows(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a statement in standard SQL, `%s` marking its arguments."""
+        found = self.client.execute_sql(statement, *args)
+        return [tuple(row) for row in found or ()]
+
+    def scalar(self, statement: str, *args: Any) -> Any:
+        return self.rows(statement, *args)[0][0]
+
+    def execute(self, statement: str, *args: Any) -> None:
+        self.client.execute_sql(statement, *args)
+
+    def column_schemas(self, tables: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """dlt's description of every column of each table that exists."""
+        storage = self._job.get_storage_tables(list(tables))  # type: ignore[attr-defined]
+        return {table: dict(found) for table, found in storage if found}
+
+    def columns(self, tables: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The data type (dlt's name) of every column of each table that exists."""
+        return {
+            table: {name: str(column.get("data_type")) for name, column in found.items()}
+            for table, found in self.column_schemas(tables).items()
+        }
+
+    def ensure_dataset(self) -> None:
+        if not self.client.has_dataset():
+            self.client.create_dataset()
+
+    def has_table(self, table: str) -> bool:
+        return bool(self.columns([table]))
+
+    def current_row_count(self, table: str) -> int:
+        """Rows a user sees as current (0 while the table does not exist)."""
+        found = self.columns([table]).get(table)
+        if found is None:
+            return 0
+        where = sql.current_rows(sql.VALID_TO in found)
+        return int(self.scalar(f"SELECT count(*) FROM {self.table(table)} WHERE {where}"))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.client.begin_transaction():
+            yield
+
+
 @contextmanager
-def read_only(path: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, closed on exit. Never creates the file."""
-    path = path or database_path()
-    if not os.path.exists(path):
-        raise WarehouseMissing(f"DuckDB file {path} does not exist yet: nothing loaded so far.")
+def connect(pipeline: Pipeline | None = None) -> Iterator[Connection]:
+    """A read-write connection. On DuckDB it waits, up to DESTINATION__DUCKDB__LOCK_TIMEOUT
+    seconds, for another process (a load, a DuckDB shell, a sensor) to let go of the file."""
+    if pipeline is None:
+        with _scratch_pipeline() as scratch, connect(scratch) as connection:
+            yield connection
+        return
+    timeout = float(dlt.config.get(LOCK_TIMEOUT_KEY) or DEFAULT_LOCK_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            job_client = _open(pipeline)
+            break
+        except Exception as error:
+            if not _is_lock(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise DuckDBLocked(
+                    f"The DuckDB file {database_path()} is locked by another process and stayed "
+                    f"locked for {timeout:.0f}s: {error}. Close that connection (a DuckDB shell, "
+                    "a notebook), or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
+                ) from None
+            time.sleep(0.25)
+    with _closing(job_client) as connection:
+        yield connection
+
+
+@contextmanager
+def read() -> Iterator[Connection]:
+    """A connection for a reader between runs (a sensor, the report): on DuckDB read-only, and
+    never waiting for, nor creating, the file."""
+    if destination_type() == "duckdb" and not Path(database_path()).exists():
+        raise WarehouseMissing(
+            f"DuckDB file {database_path()} does not exist yet: nothing loaded so far."
+        )
+    with _scratch_pipeline(read_only=True) as pipeline:
+        try:
+            job_client = _open(pipeline)
+        except Exception as error:
+            if _is_lock(error):
+                raise WarehouseUnavailable(
+                    f"DuckDB file {database_path()} is held by a writer; trying again next tick. "
+                    f"({error})"
+                ) from error
+            raise
+        with _closing(job_client) as connection:
+            yield connection
+
+
+def wait_until_writable(pipeline: Pipeline) -> None:
+    """Fail early and clearly, rather than mid-load, while another process holds the file."""
+    if destination_type() == "duckdb":
+        with connect(pipeline):
+            pass
+
+
+def _open(pipeline: Pipeline) -> JobClientBase:
+    job_client = pipeline.destination_client()
+    job_client.sql_client.open_connection()  # type: ignore[attr-defined]
+    return job_client
+
+
+@contextmanager
+def _closing(job_client: JobClientBase) -> Iterator[Connection]:
     try:
-        con = duckdb.connect(path, read_only=True)
-    except duckdb.IOException as error:
-        raise WarehouseUnavailable(
-            f"DuckDB file {path} is held by a writer; trying again next tick. ({error})"
-        ) from error
-    try:
-        yield con
+        yield Connection(job_client)
     finally:
-        con.close()
+        job_client.sql_client.close_connection()  # type: ignore[attr-defined]
 
 
-def existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SOURCE_NAME]
-    ).fetchall()
-    return {row[0] for row in rows}
+def _is_lock(error: BaseException) -> bool:
+    return destination_type() == "duckdb" and "lock" in str(error).lower()
+
+
+@contextmanager
+def _scratch_pipeline(read_only: bool = False) -> Iterator[Pipeline]:
+    """A pipeline used only for its client, its working files thrown away: readers in several
+    processes at once never share them, nor touch a run's."""
+    with tempfile.TemporaryDirectory(prefix="messaging-reader-") as workdir:
+        yield messaging_pipeline(Path(workdir), read_only=read_only)

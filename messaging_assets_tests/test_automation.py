@@ -15,12 +15,12 @@ from dagster import (
 )
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
+from messaging_assets.automation import freshness_policy
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.schedules import message_status_schedule, reference_data_schedule
 from messaging_assets.sensors import messaging_automation_sensor
-from messaging_assets.settings import AutomationSettings
-from messaging_assets.translator import MessagingTranslator
+from messaging_assets.settings import AutomationSettings, automation_settings
 
 REFERENCE = {AssetKey(["messaging", n]) for n in ("contacts", "phones", "registrations")}
 MESSAGES = AssetKey(["messaging", "messages"])
@@ -91,9 +91,9 @@ def test_settings_come_from_dlt_config_environment_variables(monkeypatch):
     monkeypatch.setenv("MESSAGING__AUTOMATION__VALIDITY_HOURS", "24")
     monkeypatch.setenv("MESSAGING__AUTOMATION__ROW_DROP_SHARE", "0.6")
 
-    settings = AutomationSettings.from_config()
+    settings = automation_settings()
 
-    assert (settings.reference_cron, settings.timezone) == ("30 4 * * 1", "Europe/Berlin")
+    assert (settings.reference_cron, settings.schedule_timezone) == ("30 4 * * 1", "Europe/Berlin")
     assert settings.reference_warn == timedelta(hours=12)
     assert settings.give_up_after == timedelta(hours=26)
     assert settings.row_drop_share == 0.6
@@ -127,12 +127,10 @@ def test_sms_has_no_freshness_policy_and_no_automation():
     assert (node.freshness_policy, node.automation_condition) == (None, None)
 
 
-def test_freshness_windows_follow_the_translator_settings():
-    settings = AutomationSettings(
-        status_warn=timedelta(minutes=10), status_fail=timedelta(minutes=20)
-    )
+def test_freshness_windows_follow_the_settings():
+    settings = AutomationSettings(status_warn_minutes=10, status_fail_minutes=20)
 
-    policy = MessagingTranslator(settings).freshness_policy("messages")
+    policy = freshness_policy("status", settings)
 
     assert (policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta()) == (
         timedelta(minutes=10),

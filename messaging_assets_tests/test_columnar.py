@@ -8,8 +8,10 @@ import dlt
 import pyarrow as pa
 import pytest
 
-from messaging_assets.columnar import _HASH_BATCH, ArrowPages, NotColumnar, read_page, row_versions
-from messaging_assets.source import FULL_LIST, KEY, SCHEMA_CONTRACT, TEXT, _named
+from messaging_assets.columnar import _HASH_BATCH, NotColumnar, as_dlt_page, read_page, row_versions
+from messaging_assets.columns import TEXT, TIMESTAMP, named
+from messaging_assets.lists import SCD2
+from messaging_assets.responses import parse_selector
 
 CONTACT = {
     "contactId": "c-1",
@@ -25,7 +27,13 @@ def answer(*records: dict) -> bytes:
 
 
 def read(content: bytes, timestamps=("createdAt",), selector: str = "data") -> pa.Table | None:
-    return read_page(content, selector, keys={"contactId"}, timestamps=timestamps)
+    hints = {name: TIMESTAMP for name in timestamps}
+    return read_page(content, parse_selector(selector), keys={"contactId"}, hints=hints)
+
+
+def envelopes(*lists: list) -> bytes:
+    """The provider's list answer: an array of envelopes."""
+    return json.dumps([{"contacts": records, "size": len(records)} for records in lists]).encode()
 
 
 def test_declared_timestamps_are_parsed_in_utc_and_null_only_fields_dropped():
@@ -48,11 +56,12 @@ def test_timestamps_with_and_without_fractions_parse_alike():
     ("content", "reason"),
     [
         (answer({**CONTACT, "tags": ["a"]}), "nested"),
-        (answer({**CONTACT, "contactId": None}), "missing"),
         (answer({**CONTACT, "createdAt": "soon"}), "not a timestamp"),
         (answer(CONTACT, {**CONTACT, "firstName": 7}), "cannot hold"),
         (answer({**CONTACT, "_dlt_id": "x"}), "a field named"),
-        (json.dumps({"data": {"contactId": "c-1"}}).encode(), "not a list of objects"),
+        (json.dumps({"data": "contacts"}).encode(), "does not lead to a list"),
+        (json.dumps({"data": {"contactId": "c-1"}}).encode(), "does not lead to a list"),
+        (json.dumps({"data": ["c-1"]}).encode(), "not objects"),
         (json.dumps({"items": [CONTACT]}).encode(), "no `data`"),
         (b'{"data": [', "cannot hold"),
         (answer({**CONTACT, "createdAt": 1704067445}), "not a timestamp"),
@@ -76,9 +85,42 @@ def test_undeclared_timestamps_are_left_to_dlts_detection():
             read(answer({**CONTACT, "createdAt": value}), timestamps=())
 
 
-def test_selectors_other_than_a_path_of_keys_stay_dicts():
-    with pytest.raises(NotColumnar, match="path of keys"):
-        read(answer(CONTACT), selector="$.data[*]")
+def test_records_of_every_envelope_in_an_array_are_read_in_order():
+    content = envelopes(
+        [CONTACT], [{**CONTACT, "contactId": "c-2"}, {**CONTACT, "contactId": "c-3"}]
+    )
+
+    page = read(content, selector="[*].contacts[*]")
+
+    assert page.column("contactId").to_pylist() == ["c-1", "c-2", "c-3"]
+
+
+def test_an_envelope_of_exactly_one_record_is_a_page_of_one_row():
+    page = read(envelopes([CONTACT]), selector="[*].contacts[*]")
+
+    assert page.num_rows == 1
+
+
+def test_envelopes_that_hold_no_records_are_no_page():
+    assert read(envelopes([], []), selector="[*].contacts[*]") is None
+
+
+def test_nested_objects_become_columns_named_as_dlt_names_them():
+    tagged = {**CONTACT, "tags": {"tier": "gold", "region": {"code": "EU"}}}
+
+    page = read(answer(tagged, {**CONTACT, "contactId": "c-2", "tags": None}))
+
+    assert page.column("tags__tier").to_pylist() == ["gold", None]
+    assert page.column("tags__region__code").to_pylist() == ["EU", None]
+    assert "tags" not in page.column_names
+
+
+def test_a_declared_text_field_that_arrives_as_numbers_goes_the_dict_path():
+    content = answer({**CONTACT, "ttid": 77292})
+
+    with pytest.raises(NotColumnar, match="ttid is declared text but arrives as int64"):
+        hints = {"createdAt": TIMESTAMP, "ttid": TEXT}
+        read_page(content, ["data"], keys={"contactId"}, hints=hints)
 
 
 def test_records_under_a_nested_selector_are_read():
@@ -174,9 +216,8 @@ def test_fields_named_like_sql_keep_rows_apart():
     assert versions[0] != versions[1]
 
 
-def test_a_key_the_records_lack_is_stored_as_empty_text(tmp_path, caplog):
-    # contactId is still hinted when another key is configured; these records have none.
-    columns = _named({"contactId": {**TEXT, "nullable": True}, "email": KEY})
+def test_a_declared_field_the_records_lack_is_stored_as_empty_text(tmp_path, caplog):
+    columns = named({"contactId": TEXT, "email": TEXT}, key="email")
     content = answer({"email": "a@example.org", "firstName": "Ann"})
     pipeline = dlt.pipeline(
         "columnar_test",
@@ -184,16 +225,17 @@ def test_a_key_the_records_lack_is_stored_as_empty_text(tmp_path, caplog):
         dataset_name="messaging",
         pipelines_dir=str(tmp_path / "pipelines"),
     )
+
+    @dlt.resource(name="contacts", primary_key="email", columns=columns, write_disposition=SCD2)
+    def contacts():
+        yield as_dlt_page(read_page(content, ["data"], keys={"email"}, hints=columns), columns)
+
     # dlt's own logger does not propagate to the root logger that caplog listens on.
     dlt_logger = logging.getLogger("dlt")
     dlt_logger.addHandler(caplog.handler)
     try:
         for _ in range(2):
-            page = read_page(content, "data", keys={"email"}, timestamps=())
-            resource = dlt.resource(
-                [[page]], name="contacts", primary_key="email", columns=columns
-            ).apply_hints(write_disposition=FULL_LIST, schema_contract=SCHEMA_CONTRACT)
-            pipeline.run(resource.add_step(ArrowPages(hinted=list(columns))))
+            pipeline.run(contacts())
     finally:
         dlt_logger.removeHandler(caplog.handler)
 

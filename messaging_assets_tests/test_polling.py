@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from messaging_assets.polling import PendingMessage, pending_messages, plan_status_checks
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.settings import AutomationSettings
-from messaging_assets.warehouse import read_only
+from messaging_assets.warehouse import read
 from messaging_assets_tests.conftest import run_config
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -67,14 +67,14 @@ def test_requested_look_up_holds_a_message_back_like_a_check():
 def test_stored_sends_are_pending_until_their_status_is_final(sandbox: Sandbox, run, duckdb_path):
     run("sms", config=run_config(sms=SEND))
     (sent,) = sandbox.sent
-    with read_only(str(duckdb_path)) as con:
-        before_lookup = pending_messages(con)
+    with read() as warehouse:
+        before_lookup = pending_messages(warehouse)
 
     for _ in range(3):
         run("messages")
 
-    with read_only(str(duckdb_path)) as con:
-        assert pending_messages(con) == []
+    with read() as warehouse:
+        assert pending_messages(warehouse) == []
     (pending,) = before_lookup
     assert (pending.request_id, pending.status, pending.checked_at) == (
         sent["requestId"],
@@ -90,5 +90,5 @@ def test_unknown_message_is_not_pending(sandbox: Sandbox, run, duckdb_path):
 
     run("messages", config=run_config(request_ids=[forgotten]))
 
-    with read_only(str(duckdb_path)) as con:
-        assert pending_messages(con) == []
+    with read() as warehouse:
+        assert pending_messages(warehouse) == []

@@ -11,7 +11,7 @@ from dagster._core.instance.config import PoolGranularity
 
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
-from messaging_assets.warehouse import DUCKDB_POOL
+from messaging_assets.warehouse import WRITER_POOL
 from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_command
 
 
@@ -21,13 +21,13 @@ def test_every_step_that_opens_duckdb_is_in_the_pool():
     assert {
         node.definition.name: node.definition.pool for node in job.nodes_in_topological_order
     } == {
-        "messaging_sms": DUCKDB_POOL,
-        "messaging_messages": DUCKDB_POOL,
-        "messaging_reference": DUCKDB_POOL,
-        "messaging_checks": DUCKDB_POOL,
-        "messaging__delivery_summary": DUCKDB_POOL,
-        "messaging__delivery_summary_delivery_rate_is_a_share": DUCKDB_POOL,
-        "messaging__delivery_summary_no_negative_durations": DUCKDB_POOL,
+        "messaging_sms": WRITER_POOL,
+        "messaging_messages": WRITER_POOL,
+        "messaging_reference": WRITER_POOL,
+        "messaging_checks": WRITER_POOL,
+        "messaging__delivery_summary": WRITER_POOL,
+        "messaging__delivery_summary_delivery_rate_is_a_share": WRITER_POOL,
+        "messaging__delivery_summary_no_negative_durations": WRITER_POOL,
     }
 
 

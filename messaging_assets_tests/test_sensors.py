@@ -20,7 +20,7 @@ from messaging_assets.definitions import defs
 from messaging_assets.jobs import message_status_job
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.sensors import pending_status_sensor, sms_sent_sensor
-from messaging_assets.warehouse import DUCKDB_POOL
+from messaging_assets.warehouse import WRITER_POOL
 from messaging_assets_tests.conftest import run_config
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
@@ -153,18 +153,18 @@ def test_pending_sensor_skips_while_another_process_writes(
     assert len(tick(pending_status_sensor, instance).run_requests) == 1
 
 
-def test_pending_sensor_keeps_off_the_file_while_a_run_holds_the_duckdb_pool(
+def test_pending_sensor_keeps_off_the_warehouse_while_a_run_holds_the_writers_pool(
     sandbox: Sandbox, run, instance
 ):
     run("sms", config=run_config(sms=SEND))
     # What a run's load step does before it opens the file.
-    instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
-    instance.event_log_storage.claim_concurrency_slot(DUCKDB_POOL, "writing-run", "messaging_sms")
+    instance.event_log_storage.set_concurrency_slots(WRITER_POOL, 1)
+    instance.event_log_storage.claim_concurrency_slot(WRITER_POOL, "writing-run", "messaging_sms")
 
     result = tick(pending_status_sensor, instance)
 
     assert result.run_requests == []
-    assert result.skip_message == "Run(s) writing-run are writing the DuckDB file."
+    assert result.skip_message == "Run(s) writing-run are writing the warehouse."
 
 
 def test_sms_sent_sensor_requests_a_status_run_after_a_send(sandbox: Sandbox, run, instance):

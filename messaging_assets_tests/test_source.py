@@ -10,7 +10,7 @@ import re
 import pytest
 
 from messaging_assets.sandbox import Fault, Sandbox
-from messaging_assets.source import InvalidRequestIds, parse_request_ids
+from messaging_assets.statuses import InvalidRequestIds, parse_request_ids
 from messaging_assets_tests.conftest import (
     API_KEY,
     Warehouse,
@@ -189,14 +189,15 @@ def test_reference_lists_are_read_into_columns_with_md5_row_versions(
 
 
 def test_primary_key_is_configurable_per_resource(sandbox, run, monkeypatch, warehouse):
-    monkeypatch.setenv("SOURCES__MESSAGING__CONTACTS__PRIMARY_KEY", "email")
+    monkeypatch.setenv("SOURCES__MESSAGING__CONTACTS__PRIMARY_KEY", "contactEmail")
 
     result = run("contacts")
 
     columns = {c.name: c for c in metadata_of(result, "contacts")["dagster/column_schema"].columns}
-    assert "primary_key" in columns["email"].constraints.other
+    assert "primary_key" in columns["contact_email"].constraints.other
     assert "primary_key" not in columns["contact_id"].constraints.other
-    assert warehouse.scalar("SELECT count(DISTINCT email) FROM messaging.contacts") == 120
+    assert metadata_of(result, "contacts")["primary_key"] == "contact_email"
+    assert warehouse.scalar("SELECT count(DISTINCT contact_email) FROM messaging.contacts") == 120
 
 
 def test_wrong_api_key_fails_with_the_api_answer(sandbox, run, monkeypatch, warehouse):

@@ -3,8 +3,31 @@
 with Sandbox(contacts=1000) as sandbox:
     requests.get(f"{sandbox.url}/byon/contacts/v1", headers={"api_key": "sandbox-key"})
     sandbox.inject("contacts", Fault.RATE_LIMIT, times=2)
+
+with Sandbox(shape="provider") as sandbox:  # the provider's published contract
+    requests.get(
+        f"{sandbox.url}/byon/phonebook/v1/numbers",
+        params={"page": 0, "size": 3000},
+        headers={"apikey": "sandbox-key"},
+    )
 """
 
-from .server import Fault, RecordedRequest, Sandbox, serve_until_signalled
+from .server import (
+    HOSTILE_REQUEST_ID,
+    PAGE_SIZE_LIMIT,
+    SHAPES,
+    Fault,
+    RecordedRequest,
+    Sandbox,
+    serve_until_signalled,
+)
 
-__all__ = ["Fault", "RecordedRequest", "Sandbox", "serve_until_signalled"]
+__all__ = [
+    "HOSTILE_REQUEST_ID",
+    "PAGE_SIZE_LIMIT",
+    "SHAPES",
+    "Fault",
+    "RecordedRequest",
+    "Sandbox",
+    "serve_until_signalled",
+]

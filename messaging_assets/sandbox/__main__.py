@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .server import Sandbox, serve_until_signalled
+from .server import SHAPES, Sandbox, serve_until_signalled
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -17,7 +17,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default="sandbox-key")
-    parser.add_argument("--api-key-header", default="api_key")
+    parser.add_argument(
+        "--api-key-header", help="default: api_key (shape data), apikey (shape provider)"
+    )
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="data",
+        help="data: the neutral {'data': ...} shape; provider: the provider's published contract",
+    )
+    parser.add_argument(
+        "--send-answer",
+        choices=("object", "empty-201"),
+        default="object",
+        help="a send answers its message (200) or 201 with no body",
+    )
+    parser.add_argument(
+        "--envelopes", type=int, default=1, help="envelopes per list answer (shape provider)"
+    )
+    parser.add_argument(
+        "--contact-tags", action="store_true", help="contacts carry a nested tags object"
+    )
+    parser.add_argument(
+        "--ignore-paging",
+        action="store_true",
+        help="the phone book always answers its first page (shape provider)",
+    )
     parser.add_argument("--contacts", type=int, default=200)
     parser.add_argument("--phones", type=int, default=50)
     parser.add_argument("--registrations", type=int, default=30)
@@ -32,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         api_key=args.api_key,
         api_key_header=args.api_key_header,
+        shape=args.shape,
+        send_answer=args.send_answer.replace("-", "_"),
+        envelopes=args.envelopes,
+        contact_tags=args.contact_tags,
+        ignore_paging=args.ignore_paging,
         contacts=args.contacts,
         phones=args.phones,
         registrations=args.registrations,

@@ -19,9 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# 2024-01-01T00:00:00Z: a fixed origin keeps records identical from run to run.
-BASE_EPOCH = 1_704_067_200
-# Messages start later than contacts so that their dates look "recent" next to the contact book.
+# 2024-06-01T00:00:00Z: a fixed origin keeps messages' dates identical from run to run.
 MESSAGE_EPOCH = 1_717_200_000
 
 # The provider writes offsets without a colon (+0200); a mix of offsets makes clients that drop
@@ -31,7 +29,7 @@ _OFFSET_TEXT = {
     m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}{abs(m) % 60:02d}" for m in OFFSETS_MINUTES
 }
 _DAY_TEXT: dict[int, str] = {}
-# Lookup tables instead of "%02d" formatting: timestamps are a third of contact generation time.
+# Lookup tables instead of "%02d" formatting: every message state change formats timestamps.
 _HH_MM = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
 _SS = tuple(f"{s:02d}" for s in range(60))
 
@@ -49,10 +47,6 @@ def format_ts(epoch: int, offset_minutes: int = 0) -> str:
         sign = "+" if offset_minutes >= 0 else "-"
         offset = f"{sign}{abs(offset_minutes) // 60:02d}{abs(offset_minutes) % 60:02d}"
     return f"{day_text}{_HH_MM[minute]}{_SS[second]}{offset}"
-
-
-def now_ts() -> str:
-    return format_ts(int(time.time()), 0)
 
 
 def money(ten_thousandths: int) -> str:
@@ -148,17 +142,29 @@ class RecordStore:
         chunk.blob = new_blob
         return True
 
-    def body(self, prefix: bytes = b'{"data":[', suffix: bytes = b"]}") -> list[bytes]:
-        """The encoded list as chunks to write in order (their concatenation is the JSON text)."""
-        parts = [prefix]
+    def records(self, start: int = 0, stop: int | None = None) -> list[bytes | memoryview]:
+        """Records ``start`` to ``stop - 1`` of the list as it is now, as encoded runs of records.
+
+        Each run is comma-joined JSON records; a comma goes between runs. Whole chunks are their
+        blob as it is (no copy), partial ones a view into it.
+        """
+        stop = len(self) if stop is None else stop
+        runs: list[bytes | memoryview] = []
+        first = 0  # list position of the chunk's first present record
         for chunk in self._chunks:
-            if not chunk.blob:
+            count = len(chunk.indices)
+            lo, hi = max(start - first, 0), min(stop - first, count)
+            first += count
+            if lo >= hi:
+                if first >= stop:
+                    break
                 continue
-            if len(parts) > 1:
-                parts.append(b",")
-            parts.append(chunk.blob)
-        parts.append(suffix)
-        return parts
+            if lo == 0 and hi == count:
+                runs.append(chunk.blob)
+            else:
+                begin = chunk.ends[lo - 1] + 1 if lo else 0
+                runs.append(memoryview(chunk.blob)[begin : chunk.ends[hi - 1]])
+        return runs
 
 
 def store_from_records(records: Iterable[dict[str, Any]]) -> RecordStore:
@@ -183,6 +189,21 @@ _COMPANIES = (
     "Acme GmbH", "Globex AG", "Initech Ltd", "Umbrella Corp", "Stark Industries", "Wayne & Co",
     "Müller Logistik", "Bäckerei Sonnenschein", "Hooli", "Vandelay Industries", 'Café "Zentral"',
 )  # fmt: skip
+_TITLES = (
+    "Geschäftsführerin", "Head of Sales", "Einkauf", "CTO", "Office Manager", "Buchhaltung",
+    "Customer Success Manager", "Directeur général", "Projektleiter", "Dr.",
+)  # fmt: skip
+_STREETS = (
+    "Hauptstraße", "Bahnhofstraße", "Königsallee", "Friedrichstraße", "Mariahilfer Straße",
+    "Rue de Rivoli", "Damrak", "Baker Street", "Bäckergasse", "Schloßplatz", "Market Street",
+)  # fmt: skip
+_CITIES = (
+    "10115 Berlin, DE", "80331 München, DE", "20095 Hamburg, DE", "50667 Köln, DE",
+    "1010 Wien, AT", "8001 Zürich, CH", "75001 Paris, FR", "1012 Amsterdam, NL",
+    "London W1U 6SB, GB", "Kraków 31-001, PL",
+)  # fmt: skip
+_TIERS = ("platinum", "gold", "silver", "silver", "bronze", "bronze")
+_REGIONS = ("DACH", "EMEA", "NORDICS", "NA", "APAC")
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.de")
 _MOBILE_PREFIXES = ("+49151", "+49152", "+49157", "+49160", "+49170", "+49171", "+49176")
 _TRANSLIT = str.maketrans({"ø": "o", "ł": "l", "Ł": "L", "ß": "ss", "'": ""})
@@ -193,10 +214,21 @@ def _slug(name: str) -> str:
     return "".join(ch for ch in folded if ch.isascii() and ch.isalnum()).lower()
 
 
+def _inner(text: str) -> str:
+    """JSON string text without its quotes, so encoded pieces can be concatenated."""
+    return json.dumps(text)[1:-1]
+
+
 # Pre-encoded once: contact generation is string concatenation, not json.dumps per record.
-_FIRST_JSON = tuple((json.dumps(n), _slug(n)) for n in _FIRST_NAMES)
-_LAST_JSON = tuple((json.dumps(n), _slug(n)) for n in _LAST_NAMES)
-_COMPANY_JSON = tuple(json.dumps(c) for c in _COMPANIES)
+_FIRST_JSON = tuple((_inner(n), _slug(n)) for n in _FIRST_NAMES)
+_LAST_JSON = tuple((_inner(n), _inner(n[0]), _slug(n)) for n in _LAST_NAMES)
+_COMPANY_JSON = tuple(_inner(c) for c in _COMPANIES)
+_OPTIONAL_JSON = tuple(f',"contactTitle":"{_inner(t)}"' for t in _TITLES) + ("",) * 3
+_STREET_JSON = tuple(_inner(s) for s in _STREETS)
+_CITY_JSON = tuple(_inner(c) for c in _CITIES)
+_TAGS_JSON = tuple(
+    f',"tags":{{"tier":"{tier}","region":"{region}"}}' for tier in _TIERS for region in _REGIONS
+)
 
 
 def contact_id(index: int) -> str:
@@ -217,51 +249,54 @@ def _scramble(index: int) -> int:
     return (index * 2_654_435_761 + 12_345_678) % 100_000_000
 
 
-def contact_fragments(n: int, seed: int) -> Iterator[str]:
-    """JSON text of contacts 0..n-1 (ASCII), in order."""
+def contact_fragments(n: int, seed: int, tags: bool = False) -> Iterator[str]:
+    """JSON text of contacts 0..n-1 (ASCII), in order; ``tags`` adds a nested ``tags`` object
+    without changing any other field."""
     rng = random.Random(f"{seed}:contacts")
     getrandbits = rng.getrandbits
     n_first, n_last, n_company = len(_FIRST_JSON), len(_LAST_JSON), len(_COMPANY_JSON)
-    n_offsets, n_prefixes, n_domains = (
-        len(OFFSETS_MINUTES),
-        len(_MOBILE_PREFIXES),
-        len(_EMAIL_DOMAINS),
-    )
-    created = BASE_EPOCH
+    n_prefixes, n_domains, n_titles = len(_MOBILE_PREFIXES), len(_EMAIL_DOMAINS), len(_TITLES)
+    n_streets, n_cities, n_tags = len(_STREET_JSON), len(_CITY_JSON), len(_TAGS_JSON)
     for i in range(n):
-        # One 64-bit draw, split by mixed radix, replaces nine randrange() calls: randrange is
-        # pure Python and was half the cost of generating a contact. The product of all radixes
-        # (~1.7e17) is far below 2**64, so the bias is negligible.
+        # One 64-bit draw, split by mixed radix, replaces a dozen randrange() calls: randrange is
+        # pure Python and would be most of the cost of a contact. The product of all radixes
+        # (~2.1e13) is far below 2**64, so the bias is negligible.
         r = getrandbits(64)
         r, first = divmod(r, n_first)
         r, last = divmod(r, n_last)
         r, company_pick = divmod(r, n_company)
-        r, has_company = divmod(r, 10)
-        r, offset_pick = divmod(r, n_offsets)
+        r, is_private = divmod(r, 10)
         r, prefix_pick = divmod(r, n_prefixes)
         r, domain_pick = divmod(r, n_domains)
-        r, step = divmod(r, 599)
-        r, was_updated = divmod(r, 3)
-        update_delta = r % (90 * 86_400)
+        r, title_pick = divmod(r, n_titles + 3)
+        r, street_pick = divmod(r, n_streets)
+        r, city_pick = divmod(r, n_cities)
+        r, tags_pick = divmod(r, n_tags)
+        house = r % 199 + 1
         first_json, first_slug = _FIRST_JSON[first]
-        last_json, last_slug = _LAST_JSON[last]
-        company = _COMPANY_JSON[company_pick] if has_company >= 3 else "null"
-        offset = OFFSETS_MINUTES[offset_pick]
-        created += step + 1
-        created_text = format_ts(created, offset)
-        updated_text = (
-            format_ts(created + update_delta + 1, offset) if was_updated == 0 else created_text
+        last_json, initial_json, last_slug = _LAST_JSON[last]
+        number = i + 1
+        head = (
+            f'{{"contactId":"c-{number:06d}",'
+            f'"contactName":"{first_json} {last_json}",'
+            f'"contactEmail":"{first_slug}.{last_slug}{number}@{_EMAIL_DOMAINS[domain_pick]}",'
+            f'"contactPhone":"{_MOBILE_PREFIXES[prefix_pick]}{_scramble(i):08d}",'
         )
-        yield (
-            f'{{"contactId":"c-{i + 1:06d}","firstName":{first_json},"lastName":{last_json},'
-            f'"phoneNumber":"{_MOBILE_PREFIXES[prefix_pick]}{_scramble(i):08d}",'
-            f'"email":"{first_slug}.{last_slug}{i + 1}@{_EMAIL_DOMAINS[domain_pick]}",'
-            f'"company":{company},"createdAt":"{created_text}","updatedAt":"{updated_text}"}}'
-        )
+        # Private people (3 in 10) have no company, and so no company fields and no job title.
+        if is_private < 3:
+            body = f'"friendlyName":"{first_json} {initial_json}."'
+        else:
+            company = _COMPANY_JSON[company_pick]
+            body = (
+                f'"friendlyName":"{first_json} ({company})","companyName":"{company}",'
+                f'"companyAddress":"{_STREET_JSON[street_pick]} {house}, {_CITY_JSON[city_pick]}"'
+                f"{_OPTIONAL_JSON[title_pick]}"
+            )
+        yield f"{head}{body}{_TAGS_JSON[tags_pick]}}}" if tags else f"{head}{body}}}"
 
 
-def contact_store(n: int, seed: int) -> RecordStore:
-    return RecordStore(contact_fragments(n, seed))
+def contact_store(n: int, seed: int, tags: bool = False) -> RecordStore:
+    return RecordStore(contact_fragments(n, seed, tags))
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,76 +313,60 @@ _PHONE_COUNTRIES = (
     ("NL", "+316", "+3120", "+31800"),
     ("US", "+1415", "+1212", "+1800"),
 )
-_CAPABILITIES = {
-    "MOBILE": (["SMS", "VOICE"], ["SMS", "VOICE", "MMS"], ["SMS"]),
-    "LANDLINE": (["VOICE"], ["VOICE", "FAX"], ["SMS", "VOICE"]),
-    "TOLL_FREE": (["VOICE"],),
-}
+_NUMBER_PURPOSES = (
+    "Kundenservice", "Support", "Vertrieb", "Alerts", "Zentrale", "Notfall-Hotline",
+    "Service après-vente", "Marketing", "Zwei-Faktor-Codes", "Lieferstatus",
+)  # fmt: skip
+PHONE_STATUSES = ("ACTIVE", "SUSPENDED")
+REGISTRATION_STATUSES = ("PENDING", "APPROVED", "REJECTED")
 
 
-def _phone_number(rng: random.Random, index: int) -> tuple[str, str, str]:
+def _accounts(seed: int) -> tuple[str, ...]:
+    # A main account and two sub-accounts, shared by phones and registrations.
+    rng = random.Random(f"{seed}:accounts")
+    return tuple(f"acc-{rng.getrandbits(32):08x}" for _ in range(3))
+
+
+def _phone_number(rng: random.Random, index: int) -> tuple[str, str]:
     country, mobile, landline, toll_free = _PHONE_COUNTRIES[rng.randrange(len(_PHONE_COUNTRIES))]
-    kind = rng.choices(("MOBILE", "LANDLINE", "TOLL_FREE"), weights=(70, 20, 10))[0]
-    prefix = {"MOBILE": mobile, "LANDLINE": landline, "TOLL_FREE": toll_free}[kind]
+    prefix = rng.choices((mobile, landline, toll_free), weights=(70, 20, 10))[0]
     # The index part keeps numbers unique; the total stays within E.164's 15 digits.
-    return f"{prefix}{_scramble(index) % 10_000_000:07d}", country, kind
+    return f"{prefix}{_scramble(index) % 10_000_000:07d}", country
 
 
-def phone_records(n: int, seed: int) -> list[dict[str, Any]]:
+def _provisioning(rng: random.Random, accounts: Sequence[str], contacts: int) -> dict[str, Any]:
+    """The fields phones and registrations share; the contact is one of the first ``contacts``,
+    or none (1 in 8) for a number nobody in particular answers."""
+    record = {
+        "requestId": _uuid(rng),
+        "accountId": accounts[rng.randrange(len(accounts))],
+        "friendlyName": f"{rng.choice(_NUMBER_PURPOSES)} {rng.randrange(1, 20)}",
+    }
+    if contacts and rng.randrange(8):
+        record["contactId"] = contact_id(rng.randrange(contacts))
+    return record
+
+
+def phone_records(n: int, seed: int, contacts: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(f"{seed}:phones")
-    created = BASE_EPOCH
-    records = []
+    accounts = _accounts(seed)
     for i in range(n):
-        number, country, kind = _phone_number(rng, i)
-        created += rng.randrange(3600, 7 * 86_400)
-        records.append(
-            {
-                "phoneNumber": number,
-                "country": country,
-                "type": kind,
-                "capabilities": list(rng.choice(_CAPABILITIES[kind])),
-                "status": "ACTIVE" if rng.random() < 0.9 else "SUSPENDED",
-                "createdAt": format_ts(created, rng.choice(OFFSETS_MINUTES)),
-            }
-        )
-    return records
+        number, country = _phone_number(rng, i)
+        yield {
+            "phoneNumber": number,
+            "country": country,
+            **_provisioning(rng, accounts, contacts),
+            "status": PHONE_STATUSES[0] if rng.random() < 0.9 else PHONE_STATUSES[1],
+        }
 
 
-_REJECTION_REASONS = (
-    "Proof of address missing",
-    "Number not portable",
-    "Business registration could not be verified",
-    "Number already provisioned by another account",
-)
-
-
-def registration_records(
-    n: int, seed: int, phone_numbers: Sequence[str] = ()
-) -> list[dict[str, Any]]:
+def registration_records(n: int, seed: int, contacts: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(f"{seed}:registrations")
-    created = BASE_EPOCH
-    records = []
-    for i in range(n):
-        status = rng.choices(("PENDING", "APPROVED", "REJECTED"), weights=(30, 55, 15))[0]
-        if status == "APPROVED" and phone_numbers:
-            # An approved request is for a number that is now in the phone book.
-            number = phone_numbers[rng.randrange(len(phone_numbers))]
-        else:
-            number = _phone_number(rng, 50_000_000 + i)[0]
-        created += rng.randrange(3600, 10 * 86_400)
-        updated = created if status == "PENDING" else created + rng.randrange(600, 5 * 86_400)
-        offset = rng.choice(OFFSETS_MINUTES)
-        records.append(
-            {
-                "requestId": _uuid(rng),
-                "phoneNumber": number,
-                "status": status,
-                "createdAt": format_ts(created, offset),
-                "updatedAt": format_ts(updated, offset),
-                "rejectionReason": rng.choice(_REJECTION_REASONS) if status == "REJECTED" else None,
-            }
-        )
-    return records
+    accounts = _accounts(seed)
+    for _ in range(n):
+        record = _provisioning(rng, accounts, contacts)
+        record["status"] = rng.choices(REGISTRATION_STATUSES, weights=(30, 55, 15))[0]
+        yield record
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,20 +379,18 @@ _FINAL_BY_PERCENT = tuple(
     s for s, w in zip(FINAL_STATES, _FINAL_WEIGHTS, strict=True) for _ in range(w)
 )
 _DISCOUNTS = (0, 0, 0, 5, 10)  # percent off the list price, per message
+# GSM error codes are text in the provider's contract, never numbers.
 _ERRORS = {
     "UNDELIVERABLE": (
-        (1, "Unknown subscriber"),
-        (27, "Absent subscriber"),
-        (9, "Illegal subscriber"),
+        ("1", "Unknown subscriber"),
+        ("27", "Absent subscriber"),
+        ("9", "Illegal subscriber"),
     ),
-    "EXPIRED": ((3, "Validity period expired"),),
-    "REJECTED": ((10, "Rejected by operator"), (11, "Destination blocked")),
+    "EXPIRED": (("3", "Validity period expired"),),
+    "REJECTED": (("10", "Rejected by operator"), ("11", "Destination blocked")),
 }
-_STATUS_TEXT = {
-    "ACCEPTED": "Accepted by gateway",
-    "BUFFERED": "Buffered, delivery will be retried",
-    "DELIVERED": "Delivered to handset",
-}
+# The dates from which the price lists apply (the message's and parts' priceEffective).
+_PRICE_LISTS = ("2024-01-01T00:00:00+0100", "2024-04-01T00:00:00+0200", "2024-05-15T00:00:00+0200")
 # E.164 country code -> (mobile network codes, price per part in 1/10000 EUR)
 _NETWORKS = (
     ("49", ("26201", "26202", "26203"), 450),
@@ -387,6 +404,7 @@ _NETWORKS = (
 _DEFAULT_NETWORK = (("90101",), 800)
 PART_LENGTH = 160
 MAX_PARTS = 3
+STATUS_TEXT_LENGTH = 20
 _WORDS = (
     "your", "order", "has", "shipped", "today", "please", "confirm", "appointment", "tomorrow",
     "code", "verification", "reminder", "invoice", "payment", "received", "thank", "you", "for",
@@ -407,16 +425,21 @@ def _network(to: str) -> tuple[tuple[str, ...], int]:
 
 @dataclass
 class StoredMessage:
-    """A message and the outcome it is destined for; ``record`` is what the API answers."""
+    """A message and the outcome it is destined for; ``record`` is what the API answers.
+
+    Fields not known yet (``sentDate`` before the message left, ``doneDate`` and ``errorCode``
+    before it is final, a ``reference`` never given) are absent, not null: the provider's
+    contract types them as strings.
+    """
 
     record: dict[str, Any]
     final_status: str
     offset: int
     sent_at: int
     done_at: int
-    price: int
-    price_effective: int
-    error: tuple[int, str] | None
+    price: int  # per part, in 1/10000 EUR; negative for a payout
+    price_effective: str
+    error: tuple[str, str] | None
     date_key: str  # "sentDate", or "sendDate" as an older client spells it
     expired: bool = False
 
@@ -429,13 +452,12 @@ class StoredMessage:
             record["status"] = "BUFFERED"
             record["sentDate"] = sent
             record["overallPrice"] = money(self.price * record["size"])
-            record["priceEffective"] = money(self.price_effective * record["size"])
+            record["priceEffective"] = self.price_effective
             for part in record["parts"]:
                 part[self.date_key] = sent
                 part["price"] = money(self.price)
-                part["priceEffective"] = money(self.price_effective)
+                part["priceEffective"] = self.price_effective
                 part["deliveryState"] = "BUFFERED"
-                part["statusText"] = _STATUS_TEXT["BUFFERED"]
         elif status == "BUFFERED":
             final = self.final_status
             done = format_ts(self.done_at, self.offset)
@@ -446,8 +468,8 @@ class StoredMessage:
             for part in record["parts"]:
                 part["doneDate"] = done
                 part["deliveryState"] = final
-                part["errorCode"] = self.error[0] if self.error else None
-                part["statusText"] = self.error[1] if self.error else _STATUS_TEXT[final]
+                if self.error is not None:
+                    part["errorCode"] = self.error[0]
 
 
 class MessageFactory:
@@ -464,7 +486,7 @@ class MessageFactory:
         request_id = str(uuid.uuid4())
         networks, price = _network(to)
         size = min(max(1, math.ceil(len(text) / PART_LENGTH)), MAX_PARTS)
-        # One 64-bit draw split by mixed radix: randrange()/choice() are pure Python and this runs
+        # 64-bit draws split by mixed radix: randrange()/choice() are pure Python and this runs
         # for every send and every pre-created message.
         r = rng.getrandbits(64)
         r, final_pick = divmod(r, 100)
@@ -477,59 +499,52 @@ class MessageFactory:
         r, discount_pick = divmod(r, len(_DISCOUNTS))
         r, network_pick = divmod(r, len(networks))
         ttid = 10_000_000 + r % 90_000_000
+        r = rng.getrandbits(32)
+        r, ttid_as_number = divmod(r, 10)
+        r, payout = divmod(r, 200)
+        price_list = r % len(_PRICE_LISTS)
         final = _FINAL_BY_PERCENT[final_pick]
         errors = _ERRORS.get(final)
-        error = errors[error_pick % len(errors)] if errors else None
         offset = OFFSETS_MINUTES[offset_pick]
         submitted = MESSAGE_EPOCH + self._counter * 7 + submit_jitter
         sent = submitted + 1 + send_delay
         # Expired messages stay buffered for the whole validity period (48 h by default).
         done = sent + (2880 * 60 if final == "EXPIRED" else 2 + done_delay)
-        date_key = "sendDate" if old_spelling == 0 else "sentDate"
-        price_effective = price * (100 - _DISCOUNTS[discount_pick]) // 100
-        parts = [
-            {
-                "partId": _uuid(rng),
-                "currency": "EUR",
-                "price": None,
-                "priceEffective": None,
-                date_key: None,
-                "doneDate": None,
-                "deliveryState": "ACCEPTED",
-                "errorCode": None,
-                "statusText": _STATUS_TEXT["ACCEPTED"],
-            }
-            for _ in range(size)
-        ]
-        record = {
+        price = price * (100 - _DISCOUNTS[discount_pick]) // 100
+        record: dict[str, Any] = {
             "requestId": request_id,
-            "doneDate": None,
-            "errorCode": None,
-            "errorReason": None,
-            "from": sender,
-            "href": f"/messaging/v1/messages/{request_id}",
-            "mccmnc": networks[network_pick],
-            "overallPrice": None,
-            "parts": parts,
-            "priceEffective": None,
-            "reference": reference,
-            "sentDate": None,
-            "size": size,
             "status": "ACCEPTED",
             "submitDate": format_ts(submitted, offset),
+            "from": sender,
             "to": to,
-            "ttid": str(ttid),
+            "href": f"/messaging/v1/messages/{request_id}",
+            "size": size,
+            "mccmnc": networks[network_pick],
+            # The spec's own example ttid is a number; most answers carry text.
+            "ttid": ttid if ttid_as_number == 0 else str(ttid),
+            "parts": [
+                {
+                    "partId": _uuid(rng),
+                    "currency": "EUR",
+                    "deliveryState": "ACCEPTED",
+                    "statusText": text[k * PART_LENGTH : k * PART_LENGTH + STATUS_TEXT_LENGTH],
+                }
+                for k in range(size)
+            ],
         }
+        if reference is not None:
+            record["reference"] = reference
         return StoredMessage(
             record=record,
             final_status=final,
             offset=offset,
             sent_at=sent,
             done_at=done,
-            price=price,
-            price_effective=price_effective,
-            error=error,
-            date_key=date_key,
+            # A rare payout (a reverse-billed message) is a negative price.
+            price=-(price // 4) if payout == 0 else price,
+            price_effective=_PRICE_LISTS[price_list],
+            error=errors[error_pick % len(errors)] if errors else None,
+            date_key="sendDate" if old_spelling == 0 else "sentDate",
         )
 
     def random_send(self) -> tuple[str, str, str]:

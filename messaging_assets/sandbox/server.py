@@ -16,20 +16,46 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any
-from urllib.parse import parse_qs, unquote
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote
 
 from . import data
 
 ENDPOINTS = ("sms", "messages", "contacts", "phones", "registrations")
-# The provider answers SMS endpoints' errors as problem documents, BYON endpoints' differently.
-SMS_ENDPOINTS = frozenset({"sms", "messages"})
+# The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
 LIST_ENDPOINTS = frozenset({"contacts", "phones", "registrations"})
+
+Shape = Literal["data", "provider"]
+SendAnswer = Literal["object", "empty_201"]
+SHAPES: tuple[Shape, ...] = ("data", "provider")
+SEND_ANSWERS: tuple[SendAnswer, ...] = ("object", "empty_201")
+# The neutral shape names the key header api_key, the provider's published contract apikey.
+DEFAULT_KEY_HEADERS: dict[Shape, str] = {"data": "api_key", "provider": "apikey"}
+# In the provider's shape a list answer is an array of envelopes, each holding its records here.
+LIST_KEYS = {
+    "contacts": "contacts",
+    "phones": "provisioningRequests",
+    "registrations": "provisioningRequests",
+}
+RECORD_KEYS = {
+    "sms": "requestId",
+    "messages": "requestId",
+    "contacts": "contactId",
+    "phones": "phoneNumber",
+    "registrations": "requestId",
+}
+# The phone book's page size limit in the provider's contract; it is also the default size.
+PAGE_SIZE_LIMIT = 3000
+# What a send answers as its message: the message's fields a send already knows.
+SEND_ANSWER_FIELDS = ("requestId", "status", "to", "from", "reference", "submitDate")
+# A requestId that walks out of the messages path into a billed send if put into a URL path.
+HOSTILE_REQUEST_ID = "../sms?to=%2B4915112345678&from=EVIL&message=billed"
 
 _LIST_PATHS = {
     "/messaging/v1/sms": "sms",
@@ -38,6 +64,7 @@ _LIST_PATHS = {
     "/byon/provisioning/v1": "registrations",
 }
 _MESSAGES_PATH = "/messaging/v1/messages"
+_BYON_PREFIX = "/byon/"
 STATS_PATH = "/_sandbox/stats"
 PROBLEM_BASE = "https://sandbox.local/problems/"
 JSON = "application/json"
@@ -51,23 +78,56 @@ _HTML_MAINTENANCE = (
 
 
 class Fault(str, Enum):
+    # Failures: they answer instead of the endpoint, before the key is checked, so nothing is
+    # sent and no message moves on.
     RATE_LIMIT = "rate_limit"
     SERVER_ERROR = "server_error"
-    LATENCY = "latency"
-    MALFORMED_JSON = "malformed_json"
     HTML_200 = "html_200"
     DROP_CONNECTION = "drop_connection"
-    NO_DATA_KEY = "no_data_key"
-    WRONG_SHAPE = "wrong_shape"
     EMPTY_204 = "empty_204"
-    BYTE_ORDER_MARK = (
-        "byte_order_mark"  # a well-formed answer after a UTF-8 BOM, as some servers send
-    )
-    # Well-formed answers whose first record is off: what schema hints and contracts must catch.
-    MISSING_KEY = "missing_key"  # the record lacks its key (contactId, phoneNumber, requestId)
-    WRONG_TYPE = "wrong_type"  # a message's `size` (an integer) arrives as a word
-    EXTRA_FIELD = "extra_field"  # the record carries a field the API did not have before
-    UNKNOWN_STATUS = "unknown_status"  # a message in a status the provider added later
+    ECHO_HEADERS = "echo_headers"  # a 200 text/plain echo of the request's headers, key included
+    ECHO_HEADERS_PROBLEM = "echo_headers_problem"  # an error whose explanation echoes them
+    # Delays the request, which is then served as usual.
+    LATENCY = "latency"
+    # Spoiled answers: the request is served as usual (key checked, a send billed, a look-up
+    # moving its message on), then its 2xx JSON answer is altered. Other answers go out as usual.
+    MALFORMED_JSON = "malformed_json"  # the answer cut in half
+    BYTE_ORDER_MARK = "byte_order_mark"  # a well-formed answer after a UTF-8 BOM
+    NO_DATA_KEY = "no_data_key"  # the records under "result" instead of their key
+    WRONG_SHAPE = "wrong_shape"  # an object where a list belongs, or a list for an object
+    MISSING_KEY = "missing_key"  # the first record lacks its key (see RECORD_KEYS)
+    WRONG_TYPE = "wrong_type"  # an integer `size` arrives as the word "three"
+    EXTRA_FIELD = "extra_field"  # the first record carries a field the API did not have before
+    UNKNOWN_STATUS = "unknown_status"  # the first record in a status the provider added later
+    DUPLICATE_KEY = "duplicate_key"  # lists only: the second record carries the first one's key
+    HOSTILE_REQUEST_ID = "hostile_request_id"  # sms only: the send answers HOSTILE_REQUEST_ID
+    ODD_VALUE = "odd_value"  # messages only: overallPrice "n/a" and submitDate "yesterday"
+
+
+_FAILURES = frozenset(
+    {
+        Fault.RATE_LIMIT,
+        Fault.SERVER_ERROR,
+        Fault.HTML_200,
+        Fault.DROP_CONNECTION,
+        Fault.EMPTY_204,
+        Fault.ECHO_HEADERS,
+        Fault.ECHO_HEADERS_PROBLEM,
+    }
+)
+_FAULT_ENDPOINTS = {
+    Fault.DUPLICATE_KEY: LIST_ENDPOINTS,
+    Fault.HOSTILE_REQUEST_ID: frozenset({"sms"}),
+    Fault.ODD_VALUE: frozenset({"messages"}),
+}
+
+
+def _params(query: str) -> dict[str, str]:
+    """Query parameters, the first value of each."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, value)
+    return params
 
 
 @dataclass(frozen=True)
@@ -80,6 +140,11 @@ class RecordedRequest:
     status: int  # status answered; 0 while in flight or when the connection was dropped
     received_at: float = 0.0  # time.monotonic() on arrival, to measure waits between retries
 
+    @property
+    def params(self) -> dict[str, str]:
+        """The decoded query parameters, the first value of each."""
+        return _params(self.query)
+
 
 @dataclass
 class _FaultSpec:
@@ -90,15 +155,26 @@ class _FaultSpec:
     status: int
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: Sequence[bytes | memoryview] = ()  # written in order; empty: no body, no Content-Type
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 def _encode(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
-def problem(status: int, slug: str, title: str, detail: str) -> bytes:
-    # `status` is a string in the provider's problem documents.
-    return _encode(
-        {"type": PROBLEM_BASE + slug, "title": title, "status": str(status), "detail": detail}
-    )
+def _joined(runs: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Runs of comma-joined records, with the commas that go between runs."""
+    pieces: list[bytes | memoryview] = []
+    for run in runs:
+        if pieces:
+            pieces.append(b",")
+        pieces.append(run)
+    return pieces
 
 
 def _phrase(status: int) -> str:
@@ -106,6 +182,14 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def _count(params: dict[str, str], name: str, default: int) -> int | None:
+    """A non-negative integer parameter, its default when absent, None when it is not one."""
+    text = params.get(name)
+    if text is None:
+        return default
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _route(path: str) -> tuple[str | None, str | None]:
@@ -178,14 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- response writing
 
-    def _respond(
-        self,
-        status: int,
-        body: bytes | list[bytes] = b"",
-        content_type: str = JSON,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> int:
-        chunks = [body] if isinstance(body, bytes) else body
+    def _respond(self, answer: _Answer) -> int:
+        status, chunks = answer.status, answer.body
         length = sum(len(c) for c in chunks)
         lines = [
             f"{self.protocol_version} {status} {_phrase(status)}",
@@ -193,10 +271,12 @@ class _Handler(BaseHTTPRequestHandler):
             f"Date: {self.date_time_string()}",
         ]
         if status == 204:
-            chunks, length = [], 0  # a 204 has neither body nor Content-Length
+            chunks, length = (), 0  # a 204 has neither body nor Content-Length
         else:
-            lines += [f"Content-Type: {content_type}", f"Content-Length: {length}"]
-        lines += [f"{name}: {value}" for name, value in headers]
+            if length:
+                lines.append(f"Content-Type: {answer.content_type}")
+            lines.append(f"Content-Length: {length}")
+        lines += [f"{name}: {value}" for name, value in answer.headers]
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -204,15 +284,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self._token is not None:
             self.server.sandbox._record_status(self._token, status)
         if length <= _SINGLE_WRITE_LIMIT:
-            self.wfile.write(head + b"".join(chunks))
+            self.wfile.write(b"".join((head, *chunks)))
         else:
             self.wfile.write(head)
             for chunk in chunks:
                 self.wfile.write(chunk)
         return status
-
-    def _problem(self, status: int, slug: str, title: str, detail: str) -> int:
-        return self._respond(status, problem(status, slug, title, detail))
 
     # ---------------------------------------------------------------- dispatch
 
@@ -226,7 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
             if length:
                 self.rfile.read(length)
         if path == STATS_PATH and self.command == "GET":
-            self._respond(200, _encode(sandbox._stats()))
+            self._respond(_Answer(200, (_encode(sandbox._stats()),)))
             return
         endpoint, message_id = _route(path)
         token = self._token = sandbox._log_arrival(
@@ -234,147 +311,77 @@ class _Handler(BaseHTTPRequestHandler):
         )
         status = 0
         try:
-            status = self._dispatch(sandbox, endpoint, message_id, query)
+            status = self._dispatch(sandbox, endpoint, message_id, path, query)
         finally:
             sandbox._log_done(token, status)
 
     def _dispatch(
-        self, sandbox: Sandbox, endpoint: str | None, message_id: str | None, query: str
+        self,
+        sandbox: Sandbox,
+        endpoint: str | None,
+        message_id: str | None,
+        path: str,
+        query: str,
     ) -> int:
         if endpoint is None:
-            return self._problem(404, "not-found", "Not Found", "No such resource")
+            byon = path.startswith(_BYON_PREFIX)
+            return self._respond(sandbox._error(byon, 404, "No such resource"))
+        byon = endpoint in LIST_ENDPOINTS
         if self.command != "GET":
             self.close_connection = True
-            return self._respond(
-                405,
-                problem(405, "method-not-allowed", "Method Not Allowed", "Only GET is supported"),
-                headers=(("Allow", "GET"),),
-            )
+            allow = (("Allow", "GET"),)
+            return self._respond(sandbox._error(byon, 405, "Only GET is supported", allow))
         delay = sandbox._latency.get(endpoint, 0.0)
         if delay > 0:
             time.sleep(delay)
         spec = sandbox._take_fault(endpoint)
-        if spec is not None:
-            if spec.fault is not Fault.LATENCY:
-                return self._fault(spec, endpoint, sandbox, message_id)
+        fault = spec.fault if spec is not None else None
+        if spec is not None and fault in _FAILURES:
+            return self._fail(sandbox, spec, byon)
+        if spec is not None and fault is Fault.LATENCY:
             time.sleep(spec.latency)
-        if not sandbox._authorized(self.headers.get(sandbox.api_key_header)):
-            return self._problem(401, "unauthorized", "Unauthorized", "Invalid or missing API key")
-        if endpoint == "sms":
-            return self._send_sms(sandbox, query)
-        if endpoint == "messages":
-            body = sandbox._lookup(message_id or "")
-            if body is None:
-                return self._problem(404, "not-found", "Not Found", "Message not found")
-            return self._respond(200, body)
-        return self._respond(200, sandbox._list_body(endpoint))
-
-    def _send_sms(self, sandbox: Sandbox, query: str) -> int:
-        params = parse_qs(query, keep_blank_values=True)
-        # A template the client never rendered ("{ config['to'] }") must not become a billed SMS.
-        if any(
-            "{" in k or "}" in k or any("{" in v or "}" in v for v in vs)
-            for k, vs in params.items()
-        ):
-            return self._problem(
-                400, "invalid-parameter", "Bad Request", "Parameter values must not contain { or }"
-            )
-        values = {key: vs[0] for key, vs in params.items()}
-        to = values.get("to", "").strip()
-        sender = values.get("from", "").strip()
-        if not to or not sender:
-            return self._problem(
-                400, "missing-parameter", "Bad Request", "Parameters 'to' and 'from' are required"
-            )
-        reference = values.get("reference")
-        request_id = sandbox._send(to, sender, values.get("message", ""), reference)
-        return self._respond(
-            200,
-            _encode(
-                {"data": {"requestId": request_id, "status": "ACCEPTED", "reference": reference}}
-            ),
+            fault = None
+        answer = sandbox._answer(
+            endpoint, message_id, query, self.headers.get(sandbox.api_key_header)
         )
+        if fault is not None and 200 <= answer.status < 300 and answer.body:
+            answer = sandbox._spoil(answer, endpoint, fault)
+        return self._respond(answer)
 
-    def _fault(
-        self, spec: _FaultSpec, endpoint: str, sandbox: Sandbox, message_id: str | None
-    ) -> int:
+    def _fail(self, sandbox: Sandbox, spec: _FaultSpec, byon: bool) -> int:
         fault = spec.fault
-        is_list = endpoint in LIST_ENDPOINTS
-        if fault is Fault.RATE_LIMIT:
-            return self._respond(
-                429,
-                problem(429, "rate-limited", "Too Many Requests", "Rate limit exceeded"),
-                headers=(("Retry-After", spec.retry_after),),
-            )
-        if fault is Fault.SERVER_ERROR:
-            status = spec.status
-            phrase = _phrase(status)
-            if endpoint in SMS_ENDPOINTS:
-                body = problem(status, "server-error", phrase or "Server Error", "Upstream failure")
-            else:
-                code = phrase.upper().replace(" ", "_") or "SERVER_ERROR"
-                body = _encode(
-                    {"code": code, "message": "Upstream failure", "timestamp": data.now_ts()}
-                )
-            return self._respond(status, body)
-        if fault is Fault.MALFORMED_JSON:
-            body = b'{"data":[{"id":"trunc' if is_list else b'{"data":{"requestId":"'
-            return self._respond(200, body)
-        if fault is Fault.HTML_200:
-            return self._respond(200, _HTML_MAINTENANCE, content_type="text/html; charset=utf-8")
         if fault is Fault.DROP_CONNECTION:
             # Returning without a byte written and closing is what a crashed upstream looks like.
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return 0
-        if fault is Fault.EMPTY_204:
-            return self._respond(204)
-        if fault is Fault.BYTE_ORDER_MARK:
-            return self._respond(200, codecs.BOM_UTF8 + _answer(sandbox, endpoint, message_id))
-        if fault is Fault.NO_DATA_KEY:
-            if is_list:
-                return self._respond(200, sandbox._list_body(endpoint, prefix=b'{"result":['))
-            return self._respond(200, _encode({"result": {"requestId": message_id}}))
-        if fault is Fault.WRONG_SHAPE:
-            if is_list:
-                # The real provider's own wrapping: an object around the list.
-                return self._respond(
-                    200, sandbox._list_body(endpoint, prefix=b'{"data":{"items":[', suffix=b"]}}")
-                )
-            return self._respond(200, _encode({"data": [{"requestId": message_id}]}))
-        if fault in (Fault.MISSING_KEY, Fault.WRONG_TYPE, Fault.EXTRA_FIELD, Fault.UNKNOWN_STATUS):
-            envelope = json.loads(_answer(sandbox, endpoint, message_id))
-            records = envelope["data"] if is_list else [envelope["data"]]
-            if records:
-                _spoil(records[0], endpoint, fault)
-            return self._respond(200, _encode(envelope))
-        raise AssertionError(f"unhandled fault {fault}")
-
-
-_KEYS = {"contacts": "contactId", "phones": "phoneNumber"}
-
-
-def _answer(sandbox: Sandbox, endpoint: str, message_id: str | None) -> bytes:
-    """The body the endpoint answers when nothing is wrong."""
-    if endpoint in LIST_ENDPOINTS:
-        return b"".join(sandbox._list_body(endpoint))
-    return sandbox._lookup(message_id or "") or _encode({"data": {}})
-
-
-def _spoil(record: dict[str, Any], endpoint: str, fault: Fault) -> None:
-    if fault is Fault.MISSING_KEY:
-        record.pop(_KEYS.get(endpoint, "requestId"), None)
-    elif fault is Fault.WRONG_TYPE:
-        record["size"] = "three"
-    elif fault is Fault.UNKNOWN_STATUS:
-        record["status"] = "SCHEDULED"
-    else:
-        record["addedLater"] = "surprise"
+        # As a misconfigured gateway would: every header as received, the key included.
+        echoed = "".join(f"{name}: {value}\n" for name, value in self.headers.items())
+        if fault is Fault.RATE_LIMIT:
+            retry_after = (("Retry-After", spec.retry_after),)
+            answer = sandbox._error(byon, 429, "Rate limit exceeded", retry_after)
+        elif fault is Fault.SERVER_ERROR:
+            answer = sandbox._error(byon, spec.status, "Upstream failure")
+        elif fault is Fault.ECHO_HEADERS_PROBLEM:
+            answer = sandbox._error(byon, 500 if byon else 400, echoed)
+        elif fault is Fault.ECHO_HEADERS:
+            answer = _Answer(200, (echoed.encode("utf-8"),), "text/plain; charset=utf-8")
+        elif fault is Fault.HTML_200:
+            answer = _Answer(200, (_HTML_MAINTENANCE,), "text/html; charset=utf-8")
+        else:
+            answer = _Answer(204)
+        return self._respond(answer)
 
 
 class Sandbox:
-    """The sandbox server: start it, point a client at ``url``, inspect ``requests``."""
+    """The sandbox server: start it, point a client at ``url``, inspect ``requests``.
+
+    ``shape`` is the API's wire format: ``"data"`` (the neutral shape: ``{"data": ...}``
+    everywhere, single pages) or ``"provider"`` (the provider's published contract: objects at
+    the root, lists as arrays of envelopes, a paged phone book, BYON errors without bodies). Both
+    serve the same records.
+    """
 
     def __init__(
         self,
@@ -382,19 +389,36 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str = "sandbox-key",
-        api_key_header: str = "api_key",
+        api_key_header: str | None = None,
+        shape: Shape = "data",
+        send_answer: SendAnswer = "object",
+        envelopes: int = 1,
+        contact_tags: bool = False,
+        ignore_paging: bool = False,
         contacts: int = 200,
         phones: int = 50,
         registrations: int = 30,
         seed: int = 7,
         advance_on_lookup: bool = True,
     ) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+        if send_answer not in SEND_ANSWERS:
+            raise ValueError(f"unknown send_answer {send_answer!r}; expected one of {SEND_ANSWERS}")
+        if envelopes < 1:
+            raise ValueError(f"envelopes must be at least 1, not {envelopes}")
         self.host = host
         self.port = port
-        self.api_key_header = api_key_header
+        self.shape: Shape = shape
+        self.api_key_header = api_key_header or DEFAULT_KEY_HEADERS[shape]
         self._api_key = api_key.encode("utf-8")
+        self.send_answer: SendAnswer = send_answer
+        self.envelopes = envelopes
+        self.contact_tags = contact_tags
+        self.ignore_paging = ignore_paging
         self.seed = seed
         self.advance_on_lookup = advance_on_lookup
+        self._provider = shape == "provider"
         self._lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -407,12 +431,14 @@ class Sandbox:
         self._faults: dict[str, deque[_FaultSpec]] = {}
         self._latency: dict[str, float] = {}
 
-        self._contacts = data.contact_store(contacts, seed)
-        phone_list = data.phone_records(phones, seed)
-        self._phones = data.store_from_records(phone_list)
-        self._registrations = data.store_from_records(
-            data.registration_records(registrations, seed, [p["phoneNumber"] for p in phone_list])
-        )
+        self._contact_count = contacts
+        self._stores = {
+            "contacts": data.contact_store(contacts, seed, contact_tags),
+            "phones": data.store_from_records(data.phone_records(phones, seed, contacts)),
+            "registrations": data.store_from_records(
+                data.registration_records(registrations, seed, contacts)
+            ),
+        }
         self._factory = data.MessageFactory(seed)
         self._messages: dict[str, data.StoredMessage] = {}
         self._sent: list[dict[str, Any]] = []
@@ -544,6 +570,8 @@ class Sandbox:
         """
         self._check_endpoint(endpoint)
         spec = _FaultSpec(Fault(fault), times, str(retry_after), latency, status)
+        if endpoint not in _FAULT_ENDPOINTS.get(spec.fault, ENDPOINTS):
+            raise ValueError(f"{spec.fault.name} does not apply to {endpoint!r}")
         if times is not None and times <= 0:
             return
         with self._lock:
@@ -583,37 +611,177 @@ class Sandbox:
             return False
         return hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), self._api_key)
 
-    # ---------------------------------------------------------------- lists
+    # ---------------------------------------------------------------- answers
 
-    def _list_body(
-        self, endpoint: str, prefix: bytes = b'{"data":[', suffix: bytes = b"]}"
-    ) -> list[bytes]:
+    def _wrap(self, payload: Any) -> bytes:
+        return _encode(payload if self._provider else {"data": payload})
+
+    def _error(
+        self, byon: bool, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> _Answer:
+        """An error answer as the endpoint's family (SMS or BYON) and the shape give it."""
+        title = _phrase(status) or "Error"
+        if byon and (status >= 500 or status == 400):
+            code = title.upper().replace(" ", "_")
+            body = {"code": code, "message": detail, "timestamp": int(time.time() * 1000)}
+            return _Answer(status, (_encode(body),), headers=headers)
+        if byon and self._provider:
+            return _Answer(status, headers=headers)
+        # The problem document's status is a number in the provider's contract, text in the
+        # neutral shape.
+        problem = {
+            "type": PROBLEM_BASE + title.lower().replace(" ", "-"),
+            "title": title,
+            "status": status if self._provider else str(status),
+            "detail": detail,
+        }
+        return _Answer(status, (_encode(problem),), headers=headers)
+
+    def _answer(
+        self, endpoint: str, message_id: str | None, query: str, supplied_key: str | None
+    ) -> _Answer:
+        """What the endpoint answers when nothing is wrong."""
+        if not self._authorized(supplied_key):
+            return self._error(endpoint in LIST_ENDPOINTS, 401, "Invalid or missing API key")
+        if endpoint == "sms":
+            return self._send_answer(query)
+        if endpoint == "messages":
+            body = self._lookup(message_id or "")
+            if body is None:
+                return self._error(False, 404, "Message not found")
+            return _Answer(200, (body,))
+        return self._list_answer(endpoint, _params(query))
+
+    def _send_answer(self, query: str) -> _Answer:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        # A template the client never rendered ("{ config['to'] }") must not become a billed SMS.
+        if any("{" in text or "}" in text for pair in pairs for text in pair):
+            return self._error(False, 400, "Parameter values must not contain { or }")
+        params = _params(query)
+        to = params.get("to", "").strip()
+        sender = params.get("from", "").strip()
+        if not to or not sender:
+            return self._error(False, 400, "Parameters 'to' and 'from' are required")
+        message = self._send(to, sender, params.get("message", ""), params.get("reference"))
+        if self.send_answer == "empty_201":
+            return _Answer(201)
+        return _Answer(200, (self._wrap(message),))
+
+    def _list_answer(self, endpoint: str, params: dict[str, str]) -> _Answer:
         with self._lock:
-            store = {
-                "contacts": self._contacts,
-                "phones": self._phones,
-                "registrations": self._registrations,
-            }[endpoint]
-            # The chunks are immutable bytes, so the snapshot stays valid after the lock is gone.
-            return store.body(prefix, suffix)
+            store = self._stores[endpoint]
+            total = len(store)
+            if not self._provider:
+                return _Answer(200, (b'{"data":[', *_joined(store.records()), b"]}"))
+            if not total:
+                return _Answer(204)
+            start, stop = 0, total
+            if endpoint == "phones":
+                page = _count(params, "page", 0)
+                size = _count(params, "size", PAGE_SIZE_LIMIT)
+                if page is None or size is None or not 1 <= size <= PAGE_SIZE_LIMIT:
+                    detail = f"page must be 0 or more, size from 1 to {PAGE_SIZE_LIMIT}"
+                    return self._error(True, 400, detail)
+                start = min(0 if self.ignore_paging else page * size, total)
+                stop = min(start + size, total)
+            # The records go over up to `envelopes` envelopes, in order; never an empty one,
+            # except the single envelope of a page past the end.
+            count = max(1, min(self.envelopes, stop - start))
+            bounds = [start + (stop - start) * k // count for k in range(count + 1)]
+            opening = b'{"' + LIST_KEYS[endpoint].encode() + b'":['
+            body: list[bytes | memoryview] = [b"["]
+            for k in range(count):
+                lo, hi = bounds[k], bounds[k + 1]
+                if k:
+                    body.append(b",")
+                body += (opening, *_joined(store.records(lo, hi)), b'],"size":%d}' % (hi - lo))
+            body.append(b"]")
+            return _Answer(200, body)
+
+    def _spoil(self, answer: _Answer, endpoint: str, fault: Fault) -> _Answer:
+        """The answer as the fault alters it (a spoiling fault, on a 2xx answer with a body)."""
+        text = b"".join(answer.body)
+        if fault is Fault.BYTE_ORDER_MARK:
+            return dataclasses.replace(answer, body=(codecs.BOM_UTF8, text))
+        if fault is Fault.MALFORMED_JSON:
+            return dataclasses.replace(answer, body=(text[: len(text) // 2],))
+        payload = json.loads(text)
+        is_list = endpoint in LIST_ENDPOINTS
+        list_key = LIST_KEYS.get(endpoint, "")
+        # The answer's records in order: the neutral shape's "data", all envelopes' lists
+        # concatenated, or the object at the root.
+        inner = payload if self._provider else payload["data"]
+        if self._provider and is_list:
+            records = [record for envelope in inner for record in envelope[list_key]]
+        else:
+            records = inner if is_list else [inner]
+        key = RECORD_KEYS[endpoint]
+        if fault is Fault.NO_DATA_KEY:
+            if self._provider and is_list:
+                payload = [
+                    {"result" if name == list_key else name: value for name, value in e.items()}
+                    for e in inner
+                ]
+            else:
+                payload = {"result": inner}
+        elif fault is Fault.WRONG_SHAPE:
+            if self._provider:
+                payload = {list_key: records, "size": len(records)} if is_list else [inner]
+            else:
+                payload = {"data": {"items": inner} if is_list else [inner]}
+        elif not records:
+            pass  # an empty page has no record to spoil
+        elif fault is Fault.MISSING_KEY:
+            records[0].pop(key, None)
+        elif fault is Fault.WRONG_TYPE:
+            # A provider list's integer is its envelope's size; the neutral shape's lists have
+            # no integer, so their first record gets a `size`.
+            (inner[0] if self._provider and is_list else records[0])["size"] = "three"
+        elif fault is Fault.EXTRA_FIELD:
+            records[0]["addedLater"] = "surprise"
+        elif fault is Fault.UNKNOWN_STATUS:
+            records[0]["status"] = "SCHEDULED"
+        elif fault is Fault.DUPLICATE_KEY:
+            if len(records) > 1 and key in records[0]:
+                records[1][key] = records[0][key]
+        elif fault is Fault.HOSTILE_REQUEST_ID:
+            records[0]["requestId"] = HOSTILE_REQUEST_ID
+        elif fault is Fault.ODD_VALUE:
+            records[0].update(overallPrice="n/a", submitDate="yesterday")
+        return dataclasses.replace(answer, body=(_encode(payload),))
+
+    # ---------------------------------------------------------------- lists
 
     def remove_contact(self, contact_id: str) -> None:
         index = data.contact_index(contact_id)
         with self._lock:
-            if index is None or not self._contacts.remove(index):
+            if index is None or not self._stores["contacts"].remove(index):
                 raise KeyError(contact_id)
 
     def set_contact_count(self, n: int) -> None:
-        store = data.contact_store(n, self.seed)  # built outside the lock: requests keep flowing
+        """Serve contacts 0..n-1 from now on (the first ones are the same whatever n is)."""
+        # Built outside the lock: requests keep flowing.
+        store = data.contact_store(n, self.seed, self.contact_tags)
         with self._lock:
-            self._contacts = store
+            self._stores["contacts"] = store
+            self._contact_count = n
+
+    def set_phone_count(self, n: int) -> None:
+        """Serve phones 0..n-1 from now on (the first ones are the same whatever n is)."""
+        with self._lock:
+            contacts = self._contact_count
+        store = data.store_from_records(data.phone_records(n, self.seed, contacts))
+        with self._lock:
+            self._stores["phones"] = store
 
     # ---------------------------------------------------------------- messages
 
-    def _send(self, to: str, sender: str, text: str, reference: str | None) -> str:
+    def _send(self, to: str, sender: str, text: str, reference: str | None) -> dict[str, Any]:
+        """Create and bill a message; the send's answer (its fields a send already knows)."""
         with self._lock:
             message = self._factory.create(to, sender, text, reference)
-            request_id = message.record["requestId"]
+            record = message.record
+            request_id = record["requestId"]
             self._messages[request_id] = message
             self._sent.append(
                 {
@@ -624,7 +792,7 @@ class Sandbox:
                     "reference": reference,
                 }
             )
-            return request_id
+            return {name: record[name] for name in SEND_ANSWER_FIELDS if name in record}
 
     def _lookup(self, request_id: str) -> bytes | None:
         with self._lock:
@@ -632,7 +800,7 @@ class Sandbox:
             if message is None or message.expired:
                 return None
             # Answer the current state, then move on: a fresh send reads ACCEPTED first.
-            body = _encode({"data": message.record})
+            body = self._wrap(message.record)
             if self.advance_on_lookup:
                 message.advance()
             return body
@@ -662,10 +830,12 @@ class Sandbox:
             self._messages[request_id].advance()
 
     def expire(self, request_id: str) -> None:
+        """The provider forgot the message: look-ups answer 404 from now on."""
         with self._lock:
             self._messages[request_id].expired = True
 
     def message(self, request_id: str) -> dict[str, Any]:
+        """The message's record as a look-up would answer it now (without moving it on)."""
         with self._lock:
             return json.loads(_encode(self._messages[request_id].record))
 

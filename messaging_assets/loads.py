@@ -1,0 +1,175 @@
+"""A load as a Dagster step: dagster-dlt's resource, with what unattended runs need around it.
+
+Each run gets its own dlt working directory (`<PIPELINES_DIR>/runs/<run id>`), its state restored
+from the destination, so two runs on one machine never finish or drop each other's load packages.
+Before loading, a run finishes what runs that died left behind (their directories, no longer
+locked by a live process), waits (bounded) for DuckDB's write lock, and upgrades tables an earlier
+version loaded. dagster-dlt on its own drops such packages, and plain dlt loads them and then
+ignores the new data: either way a refresh would quietly not happen.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, OpExecutionContext
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+from dlt.common.pipeline import LoadInfo
+from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
+from dlt.pipeline.pipeline import Pipeline
+
+from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
+from messaging_assets.registry import BY_NAME, SOURCE
+from messaging_assets.sending import send_outcome
+from messaging_assets.settings import resource_settings, variable
+from messaging_assets.upgrades import upgrade
+from messaging_assets.warehouse import connect
+
+OWNER = ".owner"
+
+
+@contextmanager
+def _claimed(directory: Path, wait: bool) -> Iterator[bool]:
+    """Holds the directory's owner lock (True), or says a live process holds it (False)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / OWNER, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _abandoned(base: Path, own: Path) -> Iterator[Path]:
+    """Working directories of runs that died (and the shared one of earlier versions)."""
+    candidates = [base, *sorted((base / "runs").glob("*"))]
+    for directory in candidates:
+        if directory != own and (directory / SOURCE).is_dir():
+            with _claimed(directory, wait=False) as mine:
+                if mine:
+                    yield directory
+
+
+def finish_abandoned(base: Path, own: Path) -> str | None:
+    """Loads what runs that died extracted, or drops it if it cannot load; says which."""
+    loaded, dropped, errors = [], [], []
+    for directory in _abandoned(base, own):
+        pipeline = messaging_pipeline(directory)
+        normalized = list(pipeline.list_normalized_load_packages())
+        pending = list(dict.fromkeys([*pipeline.list_extracted_load_packages(), *normalized]))
+        try:
+            if normalized:
+                pipeline.load()
+            # A run killed just after normalizing leaves an extracted copy of what was loaded.
+            if set(pipeline.list_extracted_load_packages()) - set(normalized):
+                pipeline.normalize()
+                pipeline.load()
+            loaded += pending
+        except Exception as error:
+            pipeline.abort_packages()
+            dropped += pending
+            errors.append(str(error))
+        shutil.rmtree(directory / SOURCE, ignore_errors=True)
+        if directory != base:
+            shutil.rmtree(directory, ignore_errors=True)
+    said = []
+    if loaded:
+        said.append(
+            f"Loaded {len(loaded)} load package(s) an earlier run left unfinished "
+            f"({', '.join(loaded)}) before this run's own load."
+        )
+    if dropped:
+        said.append(
+            f"Dropped {len(dropped)} load package(s) an earlier run left unfinished "
+            f"({', '.join(dropped)}), because they could not be loaded: {'; '.join(errors)}"
+        )
+    return " ".join(said) or None
+
+
+@contextmanager
+def run_directory(run_id: str) -> Iterator[Path]:
+    """The run's own dlt working directory, locked while the run lives; removed after the run
+    unless it left a load package to finish."""
+    directory = pipelines_dir() / "runs" / run_id
+    with _claimed(directory, wait=True):
+        try:
+            yield directory
+        finally:
+            if not messaging_pipeline(directory).has_pending_data:
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+class MessagingDltResource(DagsterDltResource):
+    def run(  # type: ignore[override]
+        self,
+        context: OpExecutionContext | AssetExecutionContext,
+        dlt_source: DltSource | None = None,
+        dlt_pipeline: Pipeline | None = None,
+        dagster_dlt_translator: DagsterDltTranslator | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        with run_directory(context.run.run_id) as workdir:
+            notes = {"recovered": finish_abandoned(pipelines_dir(), workdir)}
+            pipeline = dlt_pipeline or messaging_pipeline(workdir)
+            with connect(pipeline) as warehouse:
+                notes["upgraded"] = "; ".join(upgrade(warehouse)) or None
+            for note in filter(None, notes.values()):
+                context.log.warning(note)
+            events = super().run(context, dlt_source, pipeline, dagster_dlt_translator, **kwargs)
+            for event in events:
+                if isinstance(event, MaterializeResult):
+                    extra = {key: MetadataValue.text(note) for key, note in notes.items() if note}
+                    event = MaterializeResult(
+                        asset_key=event.asset_key, metadata={**(event.metadata or {}), **extra}
+                    )
+                yield event
+
+    def extract_resource_metadata(
+        self,
+        context: OpExecutionContext | AssetExecutionContext,
+        resource: DltResource,
+        load_info: LoadInfo,
+        dlt_pipeline: Pipeline,
+    ) -> Mapping[str, Any]:
+        metadata = dict(
+            super().extract_resource_metadata(context, resource, load_info, dlt_pipeline)
+        )
+        entry = BY_NAME[resource.name]
+        table = dlt_pipeline.default_schema.naming.normalize_table_identifier(resource.name)
+        # Where the time went, plotted per materialization in the asset's Plots view.
+        for step in dlt_pipeline.last_trace.steps:
+            if step.step in ("extract", "normalize", "load") and step.finished_at:
+                seconds = (step.finished_at - step.started_at).total_seconds()
+                metadata[f"dlt_{step.step}_seconds"] = MetadataValue.float(round(seconds, 3))
+        with connect(dlt_pipeline) as warehouse:
+            metadata["dagster/row_count"] = MetadataValue.int(warehouse.current_row_count(table))
+            if entry.kind == "send":
+                sent, note = send_outcome(warehouse, context.run)
+                metadata["sent"] = MetadataValue.int(sent)
+                if note:
+                    metadata["note"] = MetadataValue.text(note)
+        if entry.kind == "list":
+            metadata["primary_key"] = MetadataValue.text(_key_of(dlt_pipeline, table))
+        return metadata
+
+
+def _key_of(pipeline: Pipeline, table: str) -> str:
+    columns = pipeline.default_schema.tables.get(table, {}).get("columns", {})
+    keys = [name for name, column in columns.items() if column.get("primary_key")]
+    if keys:
+        return ", ".join(keys)
+    field = resource_settings(table).primary_key or BY_NAME[table].key
+    return (
+        f"none: the records carry no `{field}`, so history is kept by row content; choose a key "
+        f"with {variable(('sources', SOURCE, table), 'primary_key')}"
+    )

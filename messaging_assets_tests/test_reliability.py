@@ -20,6 +20,7 @@ from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
     Warehouse,
+    failure_text,
     free_port,
     materialize_cli,
     materialize_command,
@@ -31,11 +32,6 @@ SEND = {"to": "+4915112345678", "from": "ACME", "message": "hello"}
 SNAPSHOT = (
     "SELECT contact_id, _dlt_valid_from, _dlt_valid_to, _dlt_id FROM messaging.contacts ORDER BY 4"
 )
-
-
-def failure_text(result) -> str:
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    return str(failure.step_failure_data.error)
 
 
 def gaps(sandbox: Sandbox, endpoint: str) -> list[float]:

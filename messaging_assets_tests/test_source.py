@@ -14,6 +14,7 @@ from messaging_assets.statuses import InvalidRequestIds, parse_request_ids
 from messaging_assets_tests.conftest import (
     API_KEY,
     Warehouse,
+    failure_text,
     materialize_cli,
     metadata_of,
     run_config,
@@ -46,11 +47,6 @@ NOT_IDS = [
     "a/b",
     "a b",
 ]
-
-
-def failure_text(result) -> str:
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    return str(failure.step_failure_data.error)
 
 
 @pytest.mark.parametrize("not_an_id", NOT_IDS)

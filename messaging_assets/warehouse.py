@@ -100,6 +100,12 @@ class Connection:
         return int(self.scalar(f"SELECT count(*) FROM {self.table(table)} WHERE {where}"))
 
     @contextmanager
+    def staging(self) -> Iterator[None]:
+        """Table names and storage look-ups point at dlt's staging dataset meanwhile."""
+        with self.client.with_staging_dataset():
+            yield
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.client.begin_transaction():
             yield

@@ -29,7 +29,7 @@ from messaging_assets.registry import BY_NAME, SOURCE
 from messaging_assets.sending import not_stored, send_outcome, sends_of
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.upgrades import upgrade
-from messaging_assets.warehouse import connect
+from messaging_assets.warehouse import connect, one_writer
 
 OWNER = ".owner"
 
@@ -118,7 +118,7 @@ class MessagingDltResource(DagsterDltResource):
         dagster_dlt_translator: DagsterDltTranslator | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        with run_directory(context.run.run_id) as workdir:
+        with one_writer(), run_directory(context.run.run_id) as workdir:
             notes = {"recovered": finish_abandoned(pipelines_dir(), workdir)}
             pipeline = dlt_pipeline or messaging_pipeline(workdir)
             with connect(pipeline) as warehouse:

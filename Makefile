@@ -9,12 +9,30 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install test test-ui lint demo dev sandbox clean bench
+.PHONY: install lock test test-ui lint demo dev sandbox clean bench
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+# .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
+# comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
+UV_VERSION := 0.13.9
+UV_HOME := .uv/$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+# uv takes $(PYTHON), never a Python it would download, and .venv whatever UV_PROJECT_ENVIRONMENT says.
+UV_PYTHON_ARGS := --python $(PYTHON) --no-python-downloads
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet $(UV_PYTHON_ARGS)
+STALE_LOCK := uv.lock is out of date with pyproject.toml: run 'make lock' and commit uv.lock
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# After a change to the dependencies in pyproject.toml: `make lock`, then commit uv.lock.
+lock: | $(UV)
+	$(UV) lock $(UV_PYTHON_ARGS)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	@$(UV) lock --check --offline --quiet $(UV_PYTHON_ARGS) || { echo "$(STALE_LOCK)" >&2; exit 1; }
+	$(UV_SYNC) --extra dev
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -25,8 +43,8 @@ test: install
 # Fails rather than skips when the browser is missing: CI installs it (.ci/run).
 CHROMIUM ?= /usr/bin/chromium
 $(VENV)/.installed-ui: $(VENV)/.installed
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ui]'
-	touch $@
+	$(UV_SYNC) --extra dev --extra ui
+	@touch $@
 
 test-ui: $(VENV)/.installed-ui
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) missing: apt-get install chromium"; exit 1; }
@@ -71,4 +89,4 @@ dev: install .dagster_home/dagster.yaml
 	$(SANDBOX_ENV) DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
 
 clean:
-	rm -rf $(VENV) data/*.duckdb .dagster_home .sandbox.pid .sandbox.log .demo.log
+	rm -rf $(VENV) .uv data/*.duckdb .dagster_home .sandbox.pid .sandbox.log .demo.log

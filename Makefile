@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_PORT ?= 8765
+# The web UI of `make dev`.
+DAGSTER_PORT ?= 3000
+# The Dagster instance of `demo` and `dev` (their DAGSTER_HOME).
+DAGSTER_HOME_DIR ?= $(CURDIR)/.dagster_home
 SANDBOX_KEY := sandbox-key
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 # What `demo` and `dev` point the project at: the local sandbox, never a real account.
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
-MATERIALIZE := DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster asset materialize -m messaging_assets.definitions
+MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
 .PHONY: install lock test test-ui lint demo dev sandbox clean bench
 
@@ -66,10 +70,10 @@ sandbox: install
 # prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.
 # The Dagster instance of `demo` and `dev`: instance/dagster.yaml (DuckDB writer pool, run
 # monitoring, freshness), so demo runs show up in `make dev`'s run history.
-.dagster_home/dagster.yaml: instance/dagster.yaml
-	@mkdir -p .dagster_home && cp instance/dagster.yaml $@
+$(DAGSTER_HOME_DIR)/dagster.yaml: instance/dagster.yaml
+	@mkdir -p $(@D) && cp instance/dagster.yaml $@
 
-demo: install .dagster_home/dagster.yaml
+demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
@@ -82,11 +86,13 @@ demo: install .dagster_home/dagster.yaml
 	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
 	$(BIN)/python -m messaging_assets.report
 
-# The sandbox and `dagster dev` (web UI on http://127.0.0.1:3000) together; Ctrl-C stops both.
-dev: install .dagster_home/dagster.yaml
-	@$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) & \
-	trap 'kill $$!' EXIT; \
-	$(SANDBOX_ENV) DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
+# The sandbox and `dagster dev` (web UI on http://127.0.0.1:$(DAGSTER_PORT)) together; Ctrl-C, or
+# SIGTERM to make, stops both within seconds (messaging_assets/dev.py). `exec`: make passes its
+# SIGTERM to its child, which then is the one process that stops them.
+dev: export DAGSTER_HOME := $(DAGSTER_HOME_DIR)
+dev: install $(DAGSTER_HOME_DIR)/dagster.yaml
+	@exec $(BIN)/python -m messaging_assets.dev --port $(DAGSTER_PORT) \
+		--sandbox-port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)
 
 clean:
 	rm -rf $(VENV) .uv data/*.duckdb .dagster_home .sandbox.pid .sandbox.log .demo.log

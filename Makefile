@@ -95,4 +95,4 @@ dev: install $(DAGSTER_HOME_DIR)/dagster.yaml
 		--sandbox-port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)
 
 clean:
-	rm -rf $(VENV) .uv data/*.duckdb .dagster_home .sandbox.pid .sandbox.log .demo.log
+	rm -rf $(VENV) .uv *.egg-info data/*.duckdb data/pipelines .dagster_home .sandbox.pid .sandbox.log .demo.log

@@ -3,18 +3,40 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_PORT ?= 8765
+# The web UI of `make dev`.
+DAGSTER_PORT ?= 3000
+# The Dagster instance of `demo` and `dev` (their DAGSTER_HOME).
+DAGSTER_HOME_DIR ?= $(CURDIR)/.dagster_home
 SANDBOX_KEY := sandbox-key
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 # What `demo` and `dev` point the project at: the local sandbox, never a real account.
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
-MATERIALIZE := DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster asset materialize -m messaging_assets.definitions
+MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install test test-ui lint demo dev sandbox clean bench
+.PHONY: install lock test test-ui lint demo dev sandbox clean bench
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+# .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
+# comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
+UV_VERSION := 0.13.9
+UV_HOME := .uv/$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+# uv takes $(PYTHON), never a Python it would download, and .venv whatever UV_PROJECT_ENVIRONMENT says.
+UV_PYTHON_ARGS := --python $(PYTHON) --no-python-downloads
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet $(UV_PYTHON_ARGS)
+STALE_LOCK := uv.lock is out of date with pyproject.toml: run 'make lock' and commit uv.lock
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# After a change to the dependencies in pyproject.toml: `make lock`, then commit uv.lock.
+lock: | $(UV)
+	$(UV) lock $(UV_PYTHON_ARGS)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	@$(UV) lock --check --offline --quiet $(UV_PYTHON_ARGS) || { echo "$(STALE_LOCK)" >&2; exit 1; }
+	$(UV_SYNC) --extra dev
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -25,8 +47,8 @@ test: install
 # Fails rather than skips when the browser is missing: CI installs it (.ci/run).
 CHROMIUM ?= /usr/bin/chromium
 $(VENV)/.installed-ui: $(VENV)/.installed
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ui]'
-	touch $@
+	$(UV_SYNC) --extra dev --extra ui
+	@touch $@
 
 test-ui: $(VENV)/.installed-ui
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) missing: apt-get install chromium"; exit 1; }
@@ -48,10 +70,10 @@ sandbox: install
 # prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.
 # The Dagster instance of `demo` and `dev`: instance/dagster.yaml (DuckDB writer pool, run
 # monitoring, freshness), so demo runs show up in `make dev`'s run history.
-.dagster_home/dagster.yaml: instance/dagster.yaml
-	@mkdir -p .dagster_home && cp instance/dagster.yaml $@
+$(DAGSTER_HOME_DIR)/dagster.yaml: instance/dagster.yaml
+	@mkdir -p $(@D) && cp instance/dagster.yaml $@
 
-demo: install .dagster_home/dagster.yaml
+demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
@@ -64,11 +86,13 @@ demo: install .dagster_home/dagster.yaml
 	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
 	$(BIN)/python -m messaging_assets.report
 
-# The sandbox and `dagster dev` (web UI on http://127.0.0.1:3000) together; Ctrl-C stops both.
-dev: install .dagster_home/dagster.yaml
-	@$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) & \
-	trap 'kill $$!' EXIT; \
-	$(SANDBOX_ENV) DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
+# The sandbox and `dagster dev` (web UI on http://127.0.0.1:$(DAGSTER_PORT)) together; Ctrl-C, or
+# SIGTERM to make, stops both within seconds (messaging_assets/dev.py). `exec`: make passes its
+# SIGTERM to its child, which then is the one process that stops them.
+dev: export DAGSTER_HOME := $(DAGSTER_HOME_DIR)
+dev: install $(DAGSTER_HOME_DIR)/dagster.yaml
+	@exec $(BIN)/python -m messaging_assets.dev --port $(DAGSTER_PORT) \
+		--sandbox-port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)
 
 clean:
-	rm -rf $(VENV) data/*.duckdb .dagster_home .sandbox.pid .sandbox.log .demo.log
+	rm -rf $(VENV) .uv *.egg-info data/*.duckdb data/pipelines .dagster_home .sandbox.pid .sandbox.log .demo.log

@@ -21,7 +21,7 @@ from messaging_assets.automation import AUTOMATION
 from messaging_assets.polling import pending_messages
 from messaging_assets.registry import BY_NAME, FINAL_STATUSES, PENDING_STATUSES, RESOURCES, Resource
 from messaging_assets.settings import resource_settings, variable
-from messaging_assets.warehouse import WRITER_POOL, Connection, connect
+from messaging_assets.warehouse import WRITER_POOL, Connection, connect, one_writer
 
 SAMPLE = 5
 NAMING = NamingConvention()
@@ -178,7 +178,7 @@ CHECKS: dict[str, Callable[[Connection, Resource], AssetCheckResult]] = {
 def messaging_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
     """One connection for all checks selected in this run."""
     selected = sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string())
-    with connect() as warehouse:
+    with one_writer(), connect() as warehouse:
         loaded = warehouse.columns(BY_NAME)
         for check_key in selected:
             resource = BY_NAME[check_key.asset_key.path[-1]]

@@ -97,8 +97,10 @@ REGISTRATION: Mapping[str, Hint] = dict.fromkeys(
 
 def named(columns: Mapping[str, Hint], key: str | None = None) -> dict[str, dict[str, Any]]:
     """dlt column hints: a fresh dict per column carrying its name (dlt fills hints in place, so
-    shared dicts would overwrite each other), `key` never null."""
-    hints = {name: {"name": name, **hint} for name, hint in columns.items()}
+    shared dicts would overwrite each other), `key` never null, every other column nullable."""
+    # Nullable said out loud: a column an earlier version kept non-null (a key then) accepts
+    # nulls now, rather than failing the load.
+    hints = {name: {"name": name, "nullable": True, **hint} for name, hint in columns.items()}
     if key:
         hints[key] = {**hints.get(key, {"name": key, **TEXT}), "nullable": False}
     return hints

@@ -33,7 +33,7 @@ from dagster import (
 
 from messaging_assets.automation import summary_freshness
 from messaging_assets.registry import FINAL_STATUSES, GROUP, SOURCE, STATUS
-from messaging_assets.warehouse import WRITER_POOL, connect
+from messaging_assets.warehouse import WRITER_POOL, connect, one_writer
 
 SUMMARY_KEY = AssetKey([GROUP, "delivery_summary"])
 TABLE = f"{SOURCE}.delivery_summary"
@@ -168,7 +168,7 @@ COLUMN_DESCRIPTIONS = {
 
 @contextmanager
 def duckdb_connection() -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect() as warehouse:
+    with one_writer(), connect() as warehouse:
         con = warehouse.client.native_connection
         # Days are UTC days whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")

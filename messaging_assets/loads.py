@@ -26,10 +26,10 @@ from dlt.pipeline.pipeline import Pipeline
 
 from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
 from messaging_assets.registry import BY_NAME, SOURCE
-from messaging_assets.sending import send_outcome
+from messaging_assets.sending import not_stored, send_outcome, sends_of
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.upgrades import upgrade
-from messaging_assets.warehouse import connect
+from messaging_assets.warehouse import connect, one_writer
 
 OWNER = ".owner"
 
@@ -118,7 +118,7 @@ class MessagingDltResource(DagsterDltResource):
         dagster_dlt_translator: DagsterDltTranslator | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        with run_directory(context.run.run_id) as workdir:
+        with one_writer(), run_directory(context.run.run_id) as workdir:
             notes = {"recovered": finish_abandoned(pipelines_dir(), workdir)}
             pipeline = dlt_pipeline or messaging_pipeline(workdir)
             with connect(pipeline) as warehouse:
@@ -126,13 +126,16 @@ class MessagingDltResource(DagsterDltResource):
             for note in filter(None, notes.values()):
                 context.log.warning(note)
             events = super().run(context, dlt_source, pipeline, dagster_dlt_translator, **kwargs)
-            for event in events:
-                if isinstance(event, MaterializeResult):
-                    extra = {key: MetadataValue.text(note) for key, note in notes.items() if note}
-                    event = MaterializeResult(
-                        asset_key=event.asset_key, metadata={**(event.metadata or {}), **extra}
-                    )
-                yield event
+            try:
+                for event in events:
+                    if isinstance(event, MaterializeResult):
+                        extra = {k: MetadataValue.text(note) for k, note in notes.items() if note}
+                        event = MaterializeResult(
+                            asset_key=event.asset_key, metadata={**(event.metadata or {}), **extra}
+                        )
+                    yield event
+            except Exception as error:
+                raise _telling_sends(error, pipeline, context.run.run_id) from error
 
     def extract_resource_metadata(
         self,
@@ -161,6 +164,16 @@ class MessagingDltResource(DagsterDltResource):
         if entry.kind == "list":
             metadata["primary_key"] = MetadataValue.text(_key_of(dlt_pipeline, table))
         return metadata
+
+
+def _telling_sends(error: Exception, pipeline: Pipeline, run_id: str) -> Exception:
+    """A failed run that sent says so, with the references: a send is billed, and not lost."""
+    try:
+        with connect(pipeline) as warehouse:
+            sends = sends_of(warehouse, run_id)
+    except Exception:
+        return error
+    return not_stored(error, sends) if sends else error
 
 
 def _key_of(pipeline: Pipeline, table: str) -> str:

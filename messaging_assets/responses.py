@@ -195,9 +195,10 @@ _TOKEN = re.compile(r"\[\*\]|[A-Za-z0-9_-]+")
 def parse_selector(text: str) -> list[str]:
     """`[*].contacts[*]` -> ["[*]", "contacts", "[*]"]; `$.data` and `data` -> ["data"]."""
     steps: list[str] = []
-    for part in text.strip().removeprefix("$").split("."):
+    path = text.strip().removeprefix("$").removeprefix(".")
+    for part in path.split(".") if path else ():
         tokens = _TOKEN.findall(part)
-        if "".join(tokens) != part:
+        if not part or "".join(tokens) != part:
             raise ValueError(f"`{text}` is not a path of keys and `[*]` (e.g. `[*].contacts[*]`)")
         steps.extend(tokens)
     return steps

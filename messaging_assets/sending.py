@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -71,9 +70,9 @@ class SendOutcomeUnknown(RuntimeError):
     def __init__(self, reference: str, what: str) -> None:
         super().__init__(
             f"messaging/sms: the send may or may not have reached the API ({what}). It was not "
-            f"retried, to avoid sending and billing it twice; it is recorded in messaging.sms "
-            f"with outcome 'unknown'. Ask the provider for reference `{reference}` before "
-            "sending again."
+            f"retried, to avoid sending and billing it twice; the next materialization of "
+            f"messaging/sms stores it with outcome 'unknown'. Ask the provider for reference "
+            f"`{reference}` before sending again."
         )
 
 
@@ -149,18 +148,36 @@ class Journal:
         ]
 
 
+def sends_of(warehouse: Connection, run_id: str) -> list[dict[str, Any]]:
+    """The journaled sends of a Dagster run."""
+    if not warehouse.has_table(JOURNAL):
+        return []
+    rows = warehouse.rows(
+        f"SELECT {', '.join(_FIELDS)} FROM {warehouse.table(JOURNAL)} WHERE run_id = %s", run_id
+    )
+    return [dict(zip(_FIELDS, row, strict=True)) for row in rows]
+
+
+def not_stored(error: Exception, sends: list[dict[str, Any]]) -> Exception:
+    """`error` of a run that sent, telling the user the sends are not lost and their references."""
+    listed = ", ".join(
+        f"`{send['reference']}` ({send['state']}, requestId {send['request_id']})" for send in sends
+    )
+    return RuntimeError(
+        f"{error}\n\nmessaging/sms: this run's send(s) {listed} are kept in the send journal "
+        "(messaging.send_journal); the next materialization of messaging/sms stores them. Do not "
+        "send them again."
+    )
+
+
 def send_outcome(warehouse: Connection, run: Any) -> tuple[int, str | None]:
     """How many sends the Dagster `run` made, and a note when it made none."""
+    sent = sends_of(warehouse, run.run_id)
+    if sent:
+        return len(sent), None
     if not warehouse.has_table(JOURNAL):
         return 0, NOTHING_SENT
-    journal = Journal(warehouse)
-    sent = warehouse.scalar(
-        f"SELECT count(*) FROM {journal.table} WHERE run_id = %s AND state <> 'refused'",
-        run.run_id,
-    )
-    if sent:
-        return int(sent), None
-    earlier = journal.entry(reference_for(run.run_id, run.root_run_id))
+    earlier = Journal(warehouse).entry(reference_for(run.run_id, run.root_run_id))
     if earlier:
         return 0, (
             f"Run {earlier['run_id']} already sent this run's message (reference "
@@ -245,15 +262,12 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
                 raise
             journal.settle(request.reference, UNKNOWN, f"no answer: {type(error).__name__}")
             raise SendOutcomeUnknown(request.reference, type(error).__name__) from None
-        except BaseException:
-            journal.settle(request.reference, UNKNOWN, "interrupted while waiting for the answer")
-            print(
-                f"messaging/sms: interrupted after the send left; it may have been billed. "
-                f"Reference `{request.reference}` is recorded and will be stored in messaging.sms "
-                "with outcome 'unknown' by the next materialization of messaging/sms.",
-                file=sys.stderr,
-            )
-            raise
+        except BaseException as interrupt:
+            # Ctrl-C or SIGTERM (Dagster raises them here) after the request left: the send may
+            # have been billed, and the user must learn its reference now.
+            what = "interrupted while waiting for the answer"
+            journal.settle(request.reference, UNKNOWN, what)
+            raise SendOutcomeUnknown(request.reference, what) from interrupt
         settle(journal, request.reference, response, answers)
 
     def settle(journal: Journal, reference: str, response: Response, answers: Answers) -> None:

@@ -41,9 +41,11 @@ def resolve(spec: Spec, sections: Sequence[str]) -> Spec:
     try:
         resolved = resolve_configuration(spec, sections=tuple(sections))
     except ConfigValueCannotBeCoercedException as error:
+        # dlt resolves its own `[runtime]` settings first, whatever spec is asked for.
+        owner = sections if error.field_name in spec.get_resolvable_fields() else ("runtime",)
         expected = _KINDS.get(error.hint, f"a value of type {error.hint}")
         raise SettingError(
-            f"{variable(sections, error.field_name)}={error.field_value!r}: expected {expected}."
+            f"{variable(owner, error.field_name)}={error.field_value!r}: expected {expected}."
         ) from None
     resolved.check(sections)
     return resolved

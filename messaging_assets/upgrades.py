@@ -16,7 +16,14 @@ MESSAGE_TABLES = ("messages", "messages__parts")
 
 
 def upgrade(warehouse: Connection) -> list[str]:
-    """Brings an earlier version's tables to this version's shape; says what it changed."""
+    """Brings an earlier version's tables to this version's shape, and the copies dlt keeps in
+    its staging dataset for merges; says what it changed."""
+    with warehouse.staging():
+        _upgrade(warehouse)
+    return _upgrade(warehouse)
+
+
+def _upgrade(warehouse: Connection) -> list[str]:
     found = warehouse.column_schemas([*MESSAGE_TABLES, "sms"])
     done = []
     for table in MESSAGE_TABLES:

@@ -9,6 +9,7 @@ while a writer holds it.
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -100,9 +101,35 @@ class Connection:
         return int(self.scalar(f"SELECT count(*) FROM {self.table(table)} WHERE {where}"))
 
     @contextmanager
+    def staging(self) -> Iterator[None]:
+        """Table names and storage look-ups point at dlt's staging dataset meanwhile."""
+        with self.client.with_staging_dataset():
+            yield
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.client.begin_transaction():
             yield
+
+
+@contextmanager
+def one_writer() -> Iterator[None]:
+    """On DuckDB, one step of this project writes the file at a time, across processes and
+    Dagster instances: the writers' pool orders the steps of one instance, this lock file next to
+    the database those of separate ones (two CLI runs, each with its own DAGSTER_HOME). A step
+    takes it for its whole length, so another waits its turn instead of failing on the file's
+    lock mid-way."""
+    if destination_type() != "duckdb":
+        yield
+        return
+    path = Path(database_path() + ".writers.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

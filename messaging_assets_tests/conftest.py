@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
 
-from messaging_assets.sandbox import Sandbox
+from messaging_assets.sandbox import SHAPES, Sandbox
 
 API_KEY = "test-key-5f1c0a"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,12 +66,25 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]
 
 
+def point_at(api: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the project at a sandbox, as a user points it at an account."""
+    monkeypatch.setenv("SOURCES__MESSAGING__BASE_URL", api.url)
+    monkeypatch.setenv("SOURCES__MESSAGING__API_KEY", API_KEY)
+    monkeypatch.setenv("SOURCES__MESSAGING__API_SHAPE", api.shape)
+
+
+# Tests that hold in both API shapes use the sandbox as `both_shapes` marks them.
+both_shapes = pytest.mark.parametrize("sandbox", SHAPES, indirect=True)
+
+
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(api_key=API_KEY, contacts=120, phones=30, registrations=15) as api:
-        monkeypatch.setenv("SOURCES__MESSAGING__BASE_URL", api.url)
-        monkeypatch.setenv("SOURCES__MESSAGING__API_KEY", API_KEY)
-        # Retries as in production, only faster: backoff of 0.1 s, 0.2 s, ... plus jitter.
+def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """The sandbox in the neutral shape, or in the shape a test is parametrized with, and the
+    project pointed at it the way a user would: base URL, key and API shape."""
+    shape = getattr(request, "param", "data")
+    with Sandbox(api_key=API_KEY, shape=shape, contacts=120, phones=30, registrations=15) as api:
+        point_at(api, monkeypatch)
+        # Retries as in production, only faster: backoff of 0.1 s, 0.2 s, ...
         monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.1")
         yield api
 
@@ -170,6 +183,12 @@ def run(sandbox: Sandbox, duckdb_path: Path, instance: DagsterInstance):
         )
 
     return _run
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """The error a failed in-process run shows for its failed step."""
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    return str(failure.step_failure_data.error)
 
 
 def metadata_of(result: ExecuteInProcessResult, name: str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""The five assets end to end: sandbox API over HTTP, Dagster in-process, a real DuckDB file."""
+"""The five assets end to end, in both API shapes: sandbox API over HTTP, Dagster in-process, a
+real DuckDB file."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import API_KEY, Warehouse, metadata_of, run_config
+from messaging_assets_tests.conftest import API_KEY, Warehouse, both_shapes, metadata_of, run_config
+
+pytestmark = both_shapes
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 REFERENCE = ("contacts", "phones", "registrations")

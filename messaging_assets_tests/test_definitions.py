@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,35 @@ def test_definitions_validate_with_the_dagster_cli():
     )
 
     assert completed.returncode == 0, completed.stderr
+
+
+def dg(*args: str) -> subprocess.CompletedProcess:
+    """`dg` as a user runs it: from the repo root, in the project's activated virtual environment
+    (the one running these tests)."""
+    venv = Path(sys.prefix)
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        ["dg", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_dg_check_defs_loads_the_project_without_an_api_key():
+    completed = dg("check", "defs")
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "All definitions loaded successfully." in completed.stdout
+
+
+def test_dg_list_defs_lists_the_messaging_assets():
+    completed = dg("list", "defs", "--json")
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    listed = {asset["asset_key"] for asset in json.loads(completed.stdout)["assets"]}
+    assert listed == {f"messaging/{name}" for name in (*NAMES, "delivery_summary")}
 
 
 def test_cli_materialize_loads_contacts_into_duckdb(sandbox: Sandbox, duckdb_path: Path):

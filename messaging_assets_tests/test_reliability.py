@@ -20,6 +20,7 @@ from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
     Warehouse,
+    failure_text,
     free_port,
     materialize_cli,
     materialize_command,
@@ -31,11 +32,6 @@ SEND = {"to": "+4915112345678", "from": "ACME", "message": "hello"}
 SNAPSHOT = (
     "SELECT contact_id, _dlt_valid_from, _dlt_valid_to, _dlt_id FROM messaging.contacts ORDER BY 4"
 )
-
-
-def failure_text(result) -> str:
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    return str(failure.step_failure_data.error)
 
 
 def gaps(sandbox: Sandbox, endpoint: str) -> list[float]:
@@ -379,32 +375,80 @@ def test_locked_duckdb_file_fails_naming_the_file_and_the_holder(
 # Secrets
 
 
+# (asset, settings, fault injected on its endpoint): a good run, a 401, a 404 on a wrong base
+# URL, retries that end in a 500, and a gateway that echoes the request, key included, into a
+# 2xx text body and into the provider's error explanations.
+KEY_SCENARIOS = [
+    ("contacts", {}, None),
+    ("contacts", {"SOURCES__MESSAGING__API_KEY_HEADER": "x-wrong-header"}, None),
+    ("contacts", {"SOURCES__MESSAGING__BASE_URL": "{url}/wrong/base"}, None),
+    ("contacts", {}, Fault.SERVER_ERROR),
+    ("contacts", {}, Fault.ECHO_HEADERS),
+    ("contacts", {}, Fault.ECHO_HEADERS_PROBLEM),
+    ("messages", {}, Fault.ECHO_HEADERS),
+    ("messages", {}, Fault.ECHO_HEADERS_PROBLEM),
+]
+
+
 def test_key_appears_nowhere_a_run_writes(sandbox: Sandbox, duckdb_path: Path, tmp_path: Path):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    (tracked,) = sandbox.add_messages(1)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "SOURCES__MESSAGING__MESSAGES__REQUEST_IDS": tracked,
+        "RUNTIME__REQUEST_MAX_ATTEMPTS": "2",
+        "RUNTIME__REQUEST_BACKOFF_FACTOR": "0",
+    }
     outputs = []
-    for extra in (
-        {},  # a good run
-        {"SOURCES__MESSAGING__API_KEY_HEADER": "x-wrong-header"},  # 401
-        {"SOURCES__MESSAGING__BASE_URL": sandbox.url + "/wrong/base"},  # 404 on a wrong URL
-        {"RUNTIME__REQUEST_MAX_ATTEMPTS": "2", "RUNTIME__REQUEST_BACKOFF_FACTOR": "0"},
-    ):
-        if "RUNTIME__REQUEST_MAX_ATTEMPTS" in extra:
-            sandbox.inject("contacts", Fault.SERVER_ERROR, status=500)
-        outputs.append(materialize_cli("messaging/contacts", env={**env, **extra}))
+    for asset, settings, fault in KEY_SCENARIOS:
+        sandbox.clear_faults()
+        if fault:
+            sandbox.inject(asset, fault)
+        settings = {name: value.format(url=sandbox.url) for name, value in settings.items()}
+        outputs.append(materialize_cli(f"messaging/{asset}", env={**env, **settings}))
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         run_logs = [
             str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)
         ]
-    written = [p.read_bytes() for p in Path(os.environ["PIPELINES_DIR"]).rglob("*") if p.is_file()]
+    # Everything on disk: the event log, compute logs, and dlt's working files and traces.
+    written = [
+        path
+        for root in (dagster_home, Path(os.environ["PIPELINES_DIR"]))
+        for path in root.rglob("*")
+        if path.is_file() and API_KEY.encode() in path.read_bytes()
+    ]
 
-    assert sum(o.returncode != 0 for o in outputs) == 3
-    assert len({log.split("run_id=")[1][:36] for log in run_logs if "run_id=" in log}) == 4
+    assert [o.returncode == 0 for o in outputs] == [True] + [False] * 7
+    assert len({log.split("run_id=")[1][:36] for log in run_logs if "run_id=" in log}) == 8
+    assert "not JSON: 'Host: 127.0.0.1" in outputs[4].stderr
+    assert "answered 500 Internal Server Error (the API says: " in outputs[5].stderr
+    assert "answered 400 Bad Request (the API says: Bad Request: " in outputs[7].stderr
     for text in [*(o.stdout + o.stderr for o in outputs), *run_logs]:
         assert API_KEY not in text
-    assert not [blob for blob in written if API_KEY.encode() in blob]
+    assert written == []
+
+
+def test_key_with_a_control_character_is_refused_without_showing_it(sandbox, run, monkeypatch):
+    # A control character inside the key: no HTTP header can carry it.
+    monkeypatch.setenv("SOURCES__MESSAGING__API_KEY", "s3cr3t\rvalue")
+
+    message = failure_text(run("contacts", raise_on_error=False))
+
+    assert "the API key in SOURCES__MESSAGING__API_KEY contains a control character" in message
+    assert "s3cr3t" not in message
+    assert sandbox.requests == []
+
+
+def test_key_with_surrounding_whitespace_is_used_without_it(sandbox, run, monkeypatch, warehouse):
+    # A secret copied from a file with Windows line ends.
+    monkeypatch.setenv("SOURCES__MESSAGING__API_KEY", f"  {API_KEY}\r\n")
+
+    run("contacts")
+
+    assert warehouse.scalar("SELECT count(*) FROM messaging.contacts") == 120
 
 
 # Helpers that drive the real CLI in a subprocess

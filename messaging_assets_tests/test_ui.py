@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 NAMES = ("sms", "messages", "contacts", "phones", "registrations", "delivery_summary")
 UI_TIMEOUT_MS = 60_000
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[ui]'")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="make test-ui installs it")
 pytestmark = [
     pytest.mark.ui,
     pytest.mark.skipif(

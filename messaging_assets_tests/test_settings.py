@@ -1,0 +1,96 @@
+"""Settings are validated where they are read, and a wrong one is named with its value and what
+is allowed: at load for what the code location needs, in the run for what only runs use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from messaging_assets.sandbox import Sandbox
+from messaging_assets.settings import SettingError, automation_settings
+from messaging_assets_tests.conftest import REPO_ROOT, failure_text
+
+AUTOMATION = "MESSAGING__AUTOMATION__"
+
+
+def validate_definitions(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Load the code location as `dagster dev` does."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("STATUS_WARN_MINUTES", "abc", "STATUS_WARN_MINUTES='abc': expected a number."),
+        ("ROW_DROP_SHARE", "25", "ROW_DROP_SHARE=25.0: expected a share between 0 and 1"),
+        ("RECHECK_SHARE_OF_AGE", "nan", "RECHECK_SHARE_OF_AGE=nan: expected a share between 0"),
+        ("REFERENCE_CRON", "daily", "REFERENCE_CRON='daily': expected a cron expression of 5"),
+        ("SCHEDULE_TIMEZONE", "Mars/Base", "SCHEDULE_TIMEZONE='Mars/Base': expected an IANA"),
+        ("REFERENCE_WARN_HOURS", "-1", "REFERENCE_WARN_HOURS=-1.0: expected a number above 0"),
+        ("STATUS_FAIL_MINUTES", "10", "STATUS_FAIL_MINUTES=10.0: expected a number no smaller"),
+        ("SUMMARY_FAIL_HOURS", "1", "SUMMARY_FAIL_HOURS=1.0: expected a number no smaller"),
+    ],
+)
+def test_automation_setting_out_of_bounds_is_named_with_its_value(monkeypatch, name, value, said):
+    monkeypatch.setenv(AUTOMATION + name, value)
+
+    with pytest.raises(SettingError) as refused:
+        automation_settings()
+
+    assert str(refused.value).startswith(AUTOMATION + said)
+
+
+def test_a_wrong_automation_setting_stops_the_code_location_with_one_line():
+    loaded = validate_definitions({AUTOMATION + "STATUS_CRON": "every minute"})
+
+    assert loaded.returncode != 0
+    assert (
+        "SettingError: MESSAGING__AUTOMATION__STATUS_CRON='every minute': expected a cron "
+        "expression of 5 fields, e.g. '0 2 * * *'."
+    ) in loaded.stdout + loaded.stderr
+
+
+def test_a_wrong_runtime_setting_is_named_by_its_variable():
+    # dlt reads its own [runtime] settings whenever it reads configuration, at load too.
+    loaded = validate_definitions({"RUNTIME__REQUEST_TIMEOUT": "soon"})
+
+    assert "RUNTIME__REQUEST_TIMEOUT='soon': expected a number." in loaded.stdout + loaded.stderr
+
+
+# (asset, variable, value, what the error says after the variable's name)
+RUN_SETTINGS = [
+    ("contacts", "SOURCES__MESSAGING__API_SHAPE", "xml", "='xml': expected one of data, provider"),
+    ("contacts", "SOURCES__MESSAGING__BASE_URL", "api.example", "='api.example': expected an http"),
+    ("phones", "SOURCES__MESSAGING__PHONES__PAGE_SIZE", "lots", "='lots': expected a whole number"),
+    ("phones", "SOURCES__MESSAGING__PHONES__PAGE_SIZE", "0", "=0: expected a number of records of"),
+    ("contacts", "SOURCES__MESSAGING__CONTACTS__DATA_SELECTOR", "$..x", "='$..x': `$..x` is not"),
+    ("messages", "EXTRACT__WORKERS", "0", "=0: expected 1 or more look-ups in flight"),
+]
+
+
+@pytest.mark.parametrize(("asset", "variable", "value", "said"), RUN_SETTINGS)
+def test_a_wrong_run_setting_fails_only_the_runs_that_use_it(
+    sandbox: Sandbox, run, monkeypatch, asset, variable, value, said
+):
+    monkeypatch.setenv(variable, value)
+
+    message = failure_text(run(asset, raise_on_error=False))
+
+    assert variable + said in message
+    assert sandbox.requests == []
+
+
+def test_the_code_location_loads_whatever_the_run_settings_say():
+    loaded = validate_definitions({variable: value for _, variable, value, _ in RUN_SETTINGS})
+
+    assert loaded.returncode == 0, loaded.stderr[-3000:]

@@ -24,9 +24,10 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from messaging_assets.journal import not_stored, send_outcome, sends_of
 from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
 from messaging_assets.registry import BY_NAME, SOURCE
-from messaging_assets.sending import not_stored, send_outcome, sends_of
+from messaging_assets.sending import reference_for
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.upgrades import upgrade
 from messaging_assets.warehouse import connect, one_writer
@@ -157,7 +158,9 @@ class MessagingDltResource(DagsterDltResource):
         with connect(dlt_pipeline) as warehouse:
             metadata["dagster/row_count"] = MetadataValue.int(warehouse.current_row_count(table))
             if entry.kind == "send":
-                sent, note = send_outcome(warehouse, context.run)
+                run = context.run
+                reference = reference_for(run.run_id, run.root_run_id)
+                sent, note = send_outcome(warehouse, run.run_id, reference)
                 metadata["sent"] = MetadataValue.int(sent)
                 if note:
                     metadata["note"] = MetadataValue.text(note)

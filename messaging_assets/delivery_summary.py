@@ -28,8 +28,7 @@ from dagster import (
 
 from messaging_assets.automation import summary_freshness
 from messaging_assets.delivery_queries import COLUMNS, RECENT_DAYS, Summary, build_summary
-from messaging_assets.loads import run_directory
-from messaging_assets.pipeline import messaging_pipeline
+from messaging_assets.loads import run_pipeline
 from messaging_assets.registry import GROUP, STATUS
 from messaging_assets.warehouse import WRITER_POOL, connect, one_writer
 
@@ -116,8 +115,7 @@ def summary_resource(rows: list[dict[str, Any]]) -> Any:
     pool=WRITER_POOL,
 )
 def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
-    with one_writer(), run_directory(context.run.run_id) as workdir:
-        pipeline = messaging_pipeline(workdir)
+    with one_writer(), run_pipeline(context.run.run_id) as pipeline:
         with connect(pipeline) as warehouse:
             summary = build_summary(warehouse)
         pipeline.run(summary_resource(summary.rows))

@@ -98,15 +98,16 @@ def finish_abandoned(base: Path, own: Path) -> str | None:
 
 
 @contextmanager
-def run_directory(run_id: str) -> Iterator[Path]:
-    """The run's own dlt working directory, locked while the run lives; removed after the run
-    unless it left a load package to finish."""
+def run_pipeline(run_id: str) -> Iterator[Pipeline]:
+    """The pipeline of a run, in the run's own dlt working directory: locked while the run lives,
+    removed after it unless it left a load package to finish."""
     directory = pipelines_dir() / "runs" / run_id
     with _claimed(directory, wait=True):
+        pipeline = messaging_pipeline(directory)
         try:
-            yield directory
+            yield pipeline
         finally:
-            if not messaging_pipeline(directory).has_pending_data:
+            if not pipeline.has_pending_data:
                 shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -119,9 +120,11 @@ class MessagingDltResource(DagsterDltResource):
         dagster_dlt_translator: DagsterDltTranslator | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        with one_writer(), run_directory(context.run.run_id) as workdir:
-            notes = {"recovered": finish_abandoned(pipelines_dir(), workdir)}
-            pipeline = dlt_pipeline or messaging_pipeline(workdir)
+        """dagster-dlt's run, in the run's own pipeline (`dlt_pipeline` is not used: every run
+        loads through the pipeline of its own working directory, to the configured destination).
+        """
+        with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+            notes = {"recovered": finish_abandoned(pipelines_dir(), Path(pipeline.pipelines_dir))}
             with connect(pipeline) as warehouse:
                 notes["upgraded"] = "; ".join(upgrade(warehouse)) or None
             for note in filter(None, notes.values()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,16 +24,6 @@ import pyarrow.json as pa_json
 import requests
 from requests.adapters import HTTPAdapter
 
-CONTACT_FIELDS = (
-    "contactId",
-    "friendlyName",
-    "contactName",
-    "contactEmail",
-    "contactPhone",
-    "contactTitle",
-    "companyName",
-    "companyAddress",
-)
 _TEXT_MESSAGE_FIELDS = (
     "requestId", "doneDate", "errorCode", "errorReason", "from", "href", "mccmnc", "overallPrice",
     "priceEffective", "reference", "sentDate", "status", "submitDate", "to", "ttid", "checkedAt",
@@ -51,15 +42,9 @@ PART_SCHEMA = pa.schema(
 )
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
 
-CONTACTS_DDL = """
-CREATE TABLE IF NOT EXISTS messaging.contacts (
-    contact_id VARCHAR NOT NULL, friendly_name VARCHAR, contact_name VARCHAR,
-    contact_email VARCHAR, contact_phone VARCHAR, contact_title VARCHAR, company_name VARCHAR,
-    company_address VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL)
-"""
 CONTACTS_SELECT = """
-SELECT "contactId", "friendlyName", "contactName", "contactEmail", "contactPhone",
-       "contactTitle", "companyName", "companyAddress", $load_id, "contactId"
+SELECT * EXCLUDE ("contactId"), $load_id AS _dlt_load_id, "contactId" AS _dlt_id,
+       "contactId" AS contact_id
 FROM staged
 """
 
@@ -101,31 +86,48 @@ def _load_id() -> str:
     return str(time.time())
 
 
-def load_contacts(base_url: str, api_key: str, database: str) -> int:
-    """One GET of the full list, parsed straight into columns, merged by delete-insert."""
-    response = requests.get(f"{base_url}/byon/contacts/v1", headers={"api_key": api_key})
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def load_contacts(base_url: str, api_key: str, database: str, shape: str = "data") -> int:
+    """One GET of the full list, parsed straight into columns (nested objects flattened into
+    `parent__child` columns), merged by delete-insert."""
+    header = "apikey" if shape == "provider" else "api_key"
+    response = requests.get(f"{base_url}/byon/contacts/v1", headers={header: api_key})
     response.raise_for_status()
-    body = response.content
-    # The page is one JSON object: a block larger than it makes pyarrow parse it in one go, in C++.
-    # Every field is read as text, as the API sends it; DuckDB casts in the merge.
-    contact = pa.struct([(name, pa.string()) for name in CONTACT_FIELDS])
+    # The answer as one JSON value (an object, or the provider's array of envelopes): a block
+    # larger than it makes pyarrow parse it in one go, in C++.
+    body = b'{"answer":' + response.content + b"}"
     table = pa_json.read_json(
-        io.BytesIO(body),
-        read_options=pa_json.ReadOptions(block_size=len(body) + 1),
-        parse_options=pa_json.ParseOptions(
-            explicit_schema=pa.schema([("data", pa.list_(contact))])
-        ),
+        io.BytesIO(body), read_options=pa_json.ReadOptions(block_size=len(body) + 1)
     )
-    staged = pa.Table.from_struct_array(table.column("data").chunk(0).flatten())
+    answer = table.column("answer").chunk(0)
+    # The provider's envelopes hold the records under `contacts`, the neutral shape under `data`.
+    records = answer.flatten().field("contacts") if shape == "provider" else answer.field("data")
+    staged = pa.Table.from_struct_array(records.flatten())
+    while any(pa.types.is_struct(field.type) for field in staged.schema):
+        staged = staged.flatten()
+    staged = staged.rename_columns(
+        [
+            "__".join(_snake(part) for part in name.split(".")) if name != "contactId" else name
+            for name in staged.column_names
+        ]
+    )
     con = _connect(database)
     try:
-        con.execute(CONTACTS_DDL)
         con.register("staged", staged)
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS messaging.contacts AS {CONTACTS_SELECT} LIMIT 0",
+            {"load_id": _load_id()},
+        )
         con.execute("BEGIN")
         con.execute(
             'DELETE FROM messaging.contacts WHERE contact_id IN (SELECT "contactId" FROM staged)'
         )
-        con.execute(f"INSERT INTO messaging.contacts {CONTACTS_SELECT}", {"load_id": _load_id()})
+        con.execute(
+            f"INSERT INTO messaging.contacts BY NAME {CONTACTS_SELECT}", {"load_id": _load_id()}
+        )
         con.execute("COMMIT")
     finally:
         con.close()

@@ -32,6 +32,9 @@ from typing import Any
 
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
+from bench import day
+from messaging_assets.settings import AutomationSettings
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 API_KEY = "bench-key"
@@ -86,9 +89,30 @@ def _measure(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float, str
     return wall, usage.ru_maxrss / 1024, stdout, stderr
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How the sandbox serves the contacts of a load scenario."""
+
+    shape: str = "data"
+    tags: bool = False
+
+
+# The contacts as a user meets them: the neutral shape, a nested object in every record, and the
+# provider's envelope arrays.
+CONTACT_VARIANTS = {
+    "contacts": Variant(),
+    "contacts_nested": Variant(tags=True),
+    "contacts_provider": Variant(shape="provider"),
+}
+
+
 @contextmanager
 def sandbox(
-    contacts: int, messages: int, latency_ms: float = 0.0, pending: bool = False
+    contacts: int,
+    messages: int,
+    latency_ms: float = 0.0,
+    pending: bool = False,
+    variant: Variant = Variant(),
 ) -> Iterator[tuple[str, Path]]:
     """A sandbox process; yields its URL and the file holding the pre-created requestIds."""
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
@@ -96,6 +120,7 @@ def sandbox(
         cmd = [PYTHON, "-m", "bench.sandbox_proc", "--contacts", str(contacts)]
         cmd += ["--messages", str(messages), "--latency-ms", str(latency_ms)]
         cmd += ["--ids-file", str(ids_file), *(["--pending"] if pending else [])]
+        cmd += ["--shape", variant.shape, *(["--contact-tags"] if variant.tags else [])]
         process = subprocess.Popen(
             cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -129,6 +154,7 @@ class Target:
     url: str
     root: Path
     workers: int
+    shape: str = "data"
 
     @property
     def db(self) -> Path:
@@ -138,6 +164,7 @@ class Target:
         return _env(
             SOURCES__MESSAGING__BASE_URL=self.url,
             SOURCES__MESSAGING__API_KEY=API_KEY,
+            SOURCES__MESSAGING__API_SHAPE=self.shape,
             DESTINATION__DUCKDB__CREDENTIALS=str(self.db),
             DLT_DATA_DIR=str(self.root / "dlt"),
             DAGSTER_HOME=str(self.root / "dagster_home"),
@@ -206,6 +233,7 @@ def load_scenario(
     workers: int,
     work: Path,
     kinds: Sequence[str] = tuple(KINDS),
+    shape: str = "data",
 ) -> dict[str, Any]:
     """First load and an unchanged re-run, for the floor, in-process and the CLI, per repeat."""
     runs: dict[str, dict[str, list[Run]]] = {
@@ -214,7 +242,7 @@ def load_scenario(
     for repeat in range(repeats):
         for kind in kinds:
             measure = KINDS[kind]
-            target = Target(url, work / f"{resource}-{kind}-{repeat}", workers)
+            target = Target(url, work / f"{resource}-{shape}-{kind}-{repeat}", workers, shape)
             target.root.mkdir(parents=True)
             for phase in ("first", "rerun"):
                 run = measure(target, resource, ids_file)
@@ -377,12 +405,14 @@ def table(results: dict[str, Any]) -> str:
         "| peak RSS floor / in-process / CLI |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    loads = [r for r in ("contacts", "messages") if r in results]
+    loads = [r for r in (*CONTACT_VARIANTS, "messages") if r in results]
     for resource in loads:
         for phase in ("first", "rerun"):
             entry = results[resource][phase]
             f, ip, c = entry["floor"], entry["in_process"], entry.get("cli")
-            label = f"{resource} {'first load' if phase == 'first' else 're-run'}"
+            label = (
+                f"{LABELS.get(resource, resource)} {'first load' if phase == 'first' else 're-run'}"
+            )
             if resource == "messages" and phase == "rerun":
                 label += " (all final: 0 look-ups)"
             cli_time = f"{c['seconds']['median']:.2f}s | {_fmt_ratio(c)}" if c else "- | -"
@@ -402,10 +432,13 @@ def table(results: dict[str, Any]) -> str:
             step = ip["seconds"]["median"]
             rest = step - sum(p.values())
             lines.append(
-                f"| {resource} {phase} | {p.get('extract', 0):.2f} | {p.get('normalize', 0):.2f} "
+                f"| {LABELS.get(resource, resource)} {phase} | {p.get('extract', 0):.2f} "
+                f"| {p.get('normalize', 0):.2f} "
                 f"| {p.get('load', 0):.2f} | {step:.2f} | {rest:.2f} |"
             )
     lines += _refresh_lines(results) + _startup_lines(results)
+    if "day" in results:
+        lines += day.table(results["day"])
     lines += ["", "Ratios: median of per-repeat ratios (min-max); peak RSS: median."]
     return "\n".join(lines)
 
@@ -449,7 +482,11 @@ def _startup_lines(results: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ main
 
-SCENARIOS = ("startup", "contacts", "messages", "refresh")
+SCENARIOS = ("startup", *CONTACT_VARIANTS, "messages", "refresh", "day")
+LABELS = {
+    "contacts_nested": "contacts (a nested object each)",
+    "contacts_provider": "contacts (provider shape)",
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -457,6 +494,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--messages", type=int, default=100_000, help="one look-up each")
     parser.add_argument("--refresh", type=int, default=2_000, help="pending look-ups (N)")
+    parser.add_argument("--day", type=int, default=10_000, help="sends in the simulated day")
     parser.add_argument("--latency-ms", type=float, default=10.0, help="per look-up (L)")
     parser.add_argument("--repeats", type=int, default=3, help="for contacts, refresh, start-up")
     parser.add_argument(
@@ -477,10 +515,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     if args.quick:
-        args.contacts, args.messages, args.refresh = 20_000, 10_000, 500
+        args.contacts, args.messages, args.refresh, args.day = 20_000, 10_000, 500, 2_000
         args.repeats = args.long_repeats = 1
     if args.smoke:
-        args.contacts, args.messages, args.refresh = 500, 50, 50
+        args.contacts, args.messages, args.refresh, args.day = 500, 50, 50, 200
         args.repeats = args.long_repeats = 1
     return args
 
@@ -495,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "contacts": args.contacts,
             "messages": args.messages,
             "refresh": args.refresh,
+            "day": args.day,
             "latency_ms": args.latency_ms,
             "repeats": args.repeats,
             "long_repeats": args.long_repeats,
@@ -510,19 +549,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sandbox(args.contacts, messages) as (url, ids_file):
             if "startup" in chosen:
                 results["startup"] = startup_scenario(url, args.repeats, work)
-            if "contacts" in chosen:
-                results["contacts"] = load_scenario(
-                    url, None, "contacts", args.repeats, workers, work, kinds
-                )
             if "messages" in chosen:
                 results["messages"] = load_scenario(
                     url, ids_file, "messages", args.long_repeats, workers, work, kinds
                 )
+        for name, variant in CONTACT_VARIANTS.items():
+            if name in chosen:
+                with sandbox(args.contacts, 0, variant=variant) as (url, _):
+                    results[name] = load_scenario(
+                        url, None, "contacts", args.repeats, workers, work, kinds, variant.shape
+                    )
         if "refresh" in chosen:
             with sandbox(0, args.refresh, args.latency_ms, pending=True) as (url, ids_file):
                 results["refresh"] = refresh_scenario(
                     url, ids_file, args.refresh, args.latency_ms, args.repeats, workers, work
                 )
+    if "day" in chosen:
+        results["day"] = day.simulate(args.day, seed=7, settings=AutomationSettings())
     results["elapsed_s"] = time.time() - started
     results["table"] = table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

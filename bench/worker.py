@@ -24,7 +24,7 @@ def floor_contacts(args: argparse.Namespace) -> dict[str, Any]:
     from bench.floor import load_contacts
 
     start = time.perf_counter()
-    rows = load_contacts(args.url, args.api_key, args.db)
+    rows = load_contacts(args.url, args.api_key, args.db, args.shape)
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids-file", type=Path)
     parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--select", default="contacts")
+    parser.add_argument("--shape", default=os.environ.get("SOURCES__MESSAGING__API_SHAPE", "data"))
     args = parser.parse_args(argv)
     result = TASKS[args.task](args)
     print(json.dumps(result), flush=True)

@@ -46,9 +46,14 @@ class StatusConfig(Config):
         default_factory=list,
         description="Extra requestIds to track (sent by other systems), besides the stored ones.",
     )
+    only_request_ids: bool = Field(
+        default=False,
+        description="Look up only `request_ids`, not every pending message: the status sensor "
+        "asks for the messages its plan found due.",
+    )
 
     def options(self, context: AssetExecutionContext) -> RunOptions:
-        return RunOptions(request_ids=self.request_ids)
+        return RunOptions(request_ids=self.request_ids, only_request_ids=self.only_request_ids)
 
 
 class ListConfig(Config):
@@ -62,11 +67,16 @@ class ListConfig(Config):
         return RunOptions(accept_shrink=self.accept_shrink)
 
 
+def block_name(name: str) -> str:
+    """The op of an assets block: the key its launchpad config goes under."""
+    return f"{GROUP}_{name}"
+
+
 def _block(name: str, *resources: str) -> dict:
     return {
         "dlt_source": definition_source().with_resources(*resources),
         "dlt_pipeline": DEFINITION_PIPELINE,
-        "name": f"{GROUP}_{name}",
+        "name": block_name(name),
         "dagster_dlt_translator": TRANSLATOR,
         "pool": WRITER_POOL,
     }

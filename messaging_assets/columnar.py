@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import dlt
 import duckdb
@@ -91,7 +91,7 @@ def _flattened(page: pa.Table) -> pa.Table:
 
 
 def _columnar(
-    page: pa.Table, keys: Collection[str], hints: Mapping[str, Hint]
+    page: pa.Table, hints: Mapping[str, Hint]
 ) -> tuple[list[pa.Field], list[pa.ChunkedArray]]:
     columns: list[tuple[int, pa.Field, pa.ChunkedArray]] = []
     for field, array in zip(page.schema, page.columns, strict=True):
@@ -123,16 +123,14 @@ def _columnar(
             or (pa.types.is_string(field.type) and is_iso_timestamp(str, array[first].as_py()))
         ):
             raise NotColumnar(f"{name} holds timestamps but is not declared as such")
-        # The guard checked the keys; saying so keeps dlt from warning that the hints differ.
-        columns.append((first, pa.field(name, array.type, nullable=name not in keys), array))
+        # Nullable as the resource's hints say every column is (lists.py checks the keys).
+        columns.append((first, pa.field(name, array.type), array))
     # The dict path orders new columns by the first record that has a value for them.
     columns.sort(key=lambda column: column[0])
     return [field for _, field, _ in columns], [array for *_, array in columns]
 
 
-def read_page(
-    content: bytes, steps: Sequence[str], keys: Collection[str], hints: Mapping[str, Hint]
-) -> pa.Table | None:
+def read_page(content: bytes, steps: Sequence[str], hints: Mapping[str, Hint]) -> pa.Table | None:
     """The records the selector's `steps` lead to in a JSON answer, typed as the dict path types
     them; None for an empty list, which must stay an empty list: dlt merges no empty page, so
     retires nothing."""
@@ -150,7 +148,7 @@ def read_page(
     if not len(records):
         return None
     page = _flattened(pa.Table.from_struct_array(records))
-    fields, arrays = _columnar(page, keys, hints)
+    fields, arrays = _columnar(page, hints)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import (
@@ -92,12 +93,12 @@ class Guard:
     records: int = 0
 
     def __post_init__(self) -> None:
-        self._seen: set[Any] = set()
+        self._seen: list[pa.Array] = []
 
     def see(self, page: Page) -> None:
         keys = _keys(page, self.key)
         if self.keyed is None:
-            self.keyed = any(key is not None for key in keys)
+            self.keyed = keys.null_count < len(keys)
             if not self.keyed:
                 log.warning(
                     "messaging/%s: the records carry no `%s`, so the list has no key: its history "
@@ -107,12 +108,12 @@ class Guard:
                     self.key_setting,
                 )
         if self.keyed:
-            missing = [i for i, key in enumerate(keys) if key is None]
-            if missing:
+            if keys.null_count:
+                first = pc.index(pc.is_null(keys), True).as_py()
                 raise ListRefused(
-                    f"messaging/{self.resource}: {len(missing)} record(s) lack the key "
+                    f"messaging/{self.resource}: {keys.null_count} record(s) lack the key "
                     f"`{self.key}` ({self.key_setting}), the first at position "
-                    f"{self.records + missing[0]}. Nothing was loaded."
+                    f"{self.records + first}. Nothing was loaded."
                 )
             repeated = self._repeated(keys)
             if repeated:
@@ -121,15 +122,17 @@ class Guard:
                     f"unique in the list: {', '.join(map(repr, repeated[:SAMPLE]))} come(s) "
                     "more than once. Nothing was loaded."
                 )
+            self._seen.append(keys)
         self.records += len(keys)
 
-    def _repeated(self, keys: list[Any]) -> list[Any]:
-        repeated = []
-        for key in keys:
-            if key in self._seen:
-                repeated.append(key)
-            self._seen.add(key)
-        return list(dict.fromkeys(repeated))
+    def _repeated(self, keys: pa.Array) -> list[Any]:
+        """Keys that come twice in this page, or that an earlier page had."""
+        counts = pc.value_counts(keys)
+        repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+        if self._seen:
+            earlier = pc.filter(keys, pc.is_in(keys, value_set=pa.concat_arrays(self._seen)))
+            repeated = pa.concat_arrays([repeated, earlier.cast(repeated.type)])
+        return list(dict.fromkeys(repeated.to_pylist()))
 
     def finish(self, stored: int) -> None:
         """Refuses a list that would retire more than the allowed share of `stored` rows."""
@@ -147,12 +150,14 @@ class Guard:
             )
 
 
-def _keys(page: Page, key: str) -> list[Any]:
+def _keys(page: Page, key: str) -> pa.Array:
+    """The page's keys as text (null where a record has none)."""
     if isinstance(page, pa.Table):
         if key not in page.column_names:
-            return [None] * page.num_rows
-        return page.column(key).to_pylist()
-    return [record.get(key) for record in page]
+            return pa.nulls(page.num_rows, pa.string())
+        return page.column(key).combine_chunks().cast(pa.string())
+    values = (record.get(key) for record in page)
+    return pa.array([None if value is None else str(value) for value in values], pa.string())
 
 
 def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResource:
@@ -173,7 +178,7 @@ def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResou
         )
         client = RESTClient(api.base_url, auth=api.auth, session=api.session())
         paginator = paginator_for(resource, api.shape, settings)
-        read = _reader(resource, answers, key)
+        read = _reader(resource, answers)
         previous = None
         for response, page in _fetch(client, resource.path, paginator, read):
             # A server that ignores the paging parameters would be asked forever.
@@ -201,7 +206,7 @@ def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResou
     )()
 
 
-def _reader(resource: Resource, answers: Answers, key: str) -> Any:
+def _reader(resource: Resource, answers: Answers) -> Any:
     """Reads a page into arrow columns where it can (much faster), else into dicts."""
 
     def read(response: Response) -> Page | None:
@@ -210,7 +215,7 @@ def _reader(resource: Resource, answers: Answers, key: str) -> Any:
             return None  # the provider's empty list
         answers.require_json(response)
         try:
-            return read_page(response.content, answers.selector.steps, [key], resource.columns)
+            return read_page(response.content, answers.selector.steps, resource.columns)
         except NotColumnar as reason:
             # Not an error, but slower, and the list's row versions change with the path.
             log.warning("messaging/%s: page parsed into dicts: %s", resource.name, reason)

@@ -24,9 +24,10 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from messaging_assets.journal import not_stored, send_outcome, sends_of
 from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
 from messaging_assets.registry import BY_NAME, SOURCE
-from messaging_assets.sending import not_stored, send_outcome, sends_of
+from messaging_assets.sending import reference_for
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.upgrades import upgrade
 from messaging_assets.warehouse import connect, one_writer
@@ -97,15 +98,16 @@ def finish_abandoned(base: Path, own: Path) -> str | None:
 
 
 @contextmanager
-def run_directory(run_id: str) -> Iterator[Path]:
-    """The run's own dlt working directory, locked while the run lives; removed after the run
-    unless it left a load package to finish."""
+def run_pipeline(run_id: str) -> Iterator[Pipeline]:
+    """The pipeline of a run, in the run's own dlt working directory: locked while the run lives,
+    removed after it unless it left a load package to finish."""
     directory = pipelines_dir() / "runs" / run_id
     with _claimed(directory, wait=True):
+        pipeline = messaging_pipeline(directory)
         try:
-            yield directory
+            yield pipeline
         finally:
-            if not messaging_pipeline(directory).has_pending_data:
+            if not pipeline.has_pending_data:
                 shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -118,9 +120,11 @@ class MessagingDltResource(DagsterDltResource):
         dagster_dlt_translator: DagsterDltTranslator | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        with one_writer(), run_directory(context.run.run_id) as workdir:
-            notes = {"recovered": finish_abandoned(pipelines_dir(), workdir)}
-            pipeline = dlt_pipeline or messaging_pipeline(workdir)
+        """dagster-dlt's run, in the run's own pipeline (`dlt_pipeline` is not used: every run
+        loads through the pipeline of its own working directory, to the configured destination).
+        """
+        with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+            notes = {"recovered": finish_abandoned(pipelines_dir(), Path(pipeline.pipelines_dir))}
             with connect(pipeline) as warehouse:
                 notes["upgraded"] = "; ".join(upgrade(warehouse)) or None
             for note in filter(None, notes.values()):
@@ -157,7 +161,9 @@ class MessagingDltResource(DagsterDltResource):
         with connect(dlt_pipeline) as warehouse:
             metadata["dagster/row_count"] = MetadataValue.int(warehouse.current_row_count(table))
             if entry.kind == "send":
-                sent, note = send_outcome(warehouse, context.run)
+                run = context.run
+                reference = reference_for(run.run_id, run.root_run_id)
+                sent, note = send_outcome(warehouse, run.run_id, reference)
                 metadata["sent"] = MetadataValue.int(sent)
                 if note:
                     metadata["note"] = MetadataValue.text(note)

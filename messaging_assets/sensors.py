@@ -24,13 +24,16 @@ from dagster import (
     sensor,
 )
 
+from messaging_assets.assets import block_name
 from messaging_assets.automation import AUTOMATION
 from messaging_assets.delivery_summary import SUMMARY_KEY
 from messaging_assets.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
 from messaging_assets.polling import pending_messages, plan_status_checks
-from messaging_assets.registry import SEND
+from messaging_assets.registry import SEND, STATUS
 from messaging_assets.warehouse import WRITER_POOL, WarehouseUnavailable, read
 
+# Request ids shown in a status run's tags; its run config holds them all.
+TAGGED = 5
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -76,9 +79,9 @@ def _requested(cursor: str | None) -> dict[str, datetime]:
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Requests a status run when a stored message that is not final is due for a re-check: "
-        "often while it is young, rarely once it is old, never past its validity plus a margin. "
-        "The cursor remembers when each message was last requested."
+        "Requests a status run for the stored messages that are not final and are due for a "
+        "re-check: often while young, rarely once old, never past their validity plus a margin. "
+        "The run looks up exactly those. The cursor remembers when each was last requested."
     ),
 )
 def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
@@ -103,9 +106,17 @@ def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | Sk
         return SensorResult(skip_reason=plan.describe(), cursor=_dump(cursor))
     context.log.info(plan.describe())
     cursor.update(dict.fromkeys(plan.due, now))
-    return SensorResult(
-        run_requests=[RunRequest(tags={"messaging/due_messages": str(len(plan.due))})],
-        cursor=_dump(cursor),
+    return SensorResult(run_requests=[due_run(plan.due)], cursor=_dump(cursor))
+
+
+def due_run(due: list[str]) -> RunRequest:
+    """A status run for exactly the messages the plan found due: in its run config, and counted
+    and sampled in its tags."""
+    config = {"request_ids": due, "only_request_ids": True}
+    sample = ", ".join(due[:TAGGED]) + (" …" if len(due) > TAGGED else "")
+    return RunRequest(
+        run_config={"ops": {block_name(STATUS.name): {"config": config}}},
+        tags={"messaging/due_messages": str(len(due)), "messaging/due_sample": sample},
     )
 
 

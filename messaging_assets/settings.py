@@ -202,11 +202,17 @@ class ResourceSettings(Checked):
     first_page: int = 0
     # Statuses to track for messages sent elsewhere: a JSON list or comma-separated text.
     request_ids: Any | None = None
+    # A ceiling on status look-ups a second, across all look-up workers of a run (unset: none).
+    max_requests_per_second: float | None = None
 
     def rules(self) -> list[tuple[str, str]]:
+        broken = []
         if self.page_size is not None and self.page_size < 1:
-            return [("page_size", "expected a number of records of 1 or more")]
-        return []
+            broken.append(("page_size", "expected a number of records of 1 or more"))
+        ceiling = self.max_requests_per_second
+        if ceiling is not None and not _positive(ceiling):
+            broken.append(("max_requests_per_second", "expected a number above 0"))
+        return broken
 
 
 def resource_settings(name: str) -> ResourceSettings:

@@ -28,6 +28,8 @@ class RunOptions:
 
     send: SendRequest | None = None
     request_ids: Sequence[str] = ()
+    # Look up only `request_ids` (the status sensor's due messages), not every pending message.
+    only_request_ids: bool = False
     accept_shrink: bool = False
 
 
@@ -44,7 +46,7 @@ def messaging_source(
     api = Api.configured(base_url, api_key, api_shape, api_key_header)
     return [
         send_resource(api, options.send),
-        status_resource(api, options.request_ids),
+        status_resource(api, options.request_ids, options.only_request_ids),
         *(list_resource(api, resource, options.accept_shrink) for resource in LISTS),
     ]
 

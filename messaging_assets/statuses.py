@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -114,9 +116,30 @@ def stamped(record: dict[str, Any], request_id: str) -> dict[str, Any]:
     return record
 
 
-def status_resource(api: Api, request_ids: Sequence[str]) -> DltResource:
-    """`messages` as a dlt resource: every stored or tracked requestId not yet settled. Tracked
-    ids come from the run config, else from SOURCES__MESSAGING__MESSAGES__REQUEST_IDS."""
+class Pace:
+    """At most `per_second` calls a second, evenly spaced, across every thread that waits on it:
+    a backlog after downtime must not trip the provider's rate limit."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1 / per_second if per_second else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) -> DltResource:
+    """`messages` as a dlt resource: every stored or tracked requestId not yet settled, or, with
+    `only`, just the tracked ones (the status sensor's due messages). Tracked ids come from the
+    run config, else from SOURCES__MESSAGING__MESSAGES__REQUEST_IDS."""
     prefix = api.base_url.rstrip("/") + STATUS.path.split("{", 1)[0]
 
     def messages() -> Iterator[list[dict[str, Any]]]:
@@ -128,9 +151,11 @@ def status_resource(api: Api, request_ids: Sequence[str]) -> DltResource:
         else:
             tracked = parse_request_ids(settings.request_ids, REQUEST_IDS_SETTING)
         workers = lookup_settings().workers
+        pace = Pace(settings.max_requests_per_second)
         session = api.session()
 
         def look_up(request_id: str) -> dict[str, Any]:
+            pace.wait()
             response = session.get(prefix + quote(request_id, safe=""), auth=api.auth)
             if response.status_code == 404:
                 # The provider forgets a status about 3 months after it became final.
@@ -140,7 +165,8 @@ def status_resource(api: Api, request_ids: Sequence[str]) -> DltResource:
 
         with connect(dlt.current.pipeline()) as warehouse:
             known, settled = stored_ids(warehouse)
-        due = [rid for rid in dict.fromkeys([*known, *tracked]) if rid not in settled]
+        candidates = tracked if only else [*known, *tracked]
+        due = [rid for rid in dict.fromkeys(candidates) if rid not in settled]
         refused = [rid for rid in due if not is_request_id(rid)]
         if refused:
             log.warning(

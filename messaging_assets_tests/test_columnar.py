@@ -28,7 +28,7 @@ def answer(*records: dict) -> bytes:
 
 def read(content: bytes, timestamps=("createdAt",), selector: str = "data") -> pa.Table | None:
     hints = {name: TIMESTAMP for name in timestamps}
-    return read_page(content, parse_selector(selector), keys={"contactId"}, hints=hints)
+    return read_page(content, parse_selector(selector), hints=hints)
 
 
 def envelopes(*lists: list) -> bytes:
@@ -120,7 +120,7 @@ def test_a_declared_text_field_that_arrives_as_numbers_goes_the_dict_path():
 
     with pytest.raises(NotColumnar, match="ttid is declared text but arrives as int64"):
         hints = {"createdAt": TIMESTAMP, "ttid": TEXT}
-        read_page(content, ["data"], keys={"contactId"}, hints=hints)
+        read_page(content, ["data"], hints=hints)
 
 
 def test_records_under_a_nested_selector_are_read():
@@ -217,7 +217,7 @@ def test_fields_named_like_sql_keep_rows_apart():
 
 
 def test_a_declared_field_the_records_lack_is_stored_as_empty_text(tmp_path, caplog):
-    columns = named({"contactId": TEXT, "email": TEXT}, key="email")
+    columns = named({"contactId": TEXT, "email": TEXT})
     content = answer({"email": "a@example.org", "firstName": "Ann"})
     pipeline = dlt.pipeline(
         "columnar_test",
@@ -228,7 +228,7 @@ def test_a_declared_field_the_records_lack_is_stored_as_empty_text(tmp_path, cap
 
     @dlt.resource(name="contacts", primary_key="email", columns=columns, write_disposition=SCD2)
     def contacts():
-        yield as_dlt_page(read_page(content, ["data"], keys={"email"}, hints=columns), columns)
+        yield as_dlt_page(read_page(content, ["data"], hints=columns), columns)
 
     # dlt's own logger does not propagate to the root logger that caplog listens on.
     dlt_logger = logging.getLogger("dlt")

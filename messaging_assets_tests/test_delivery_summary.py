@@ -28,9 +28,9 @@ from dagster import (
     materialize,
 )
 
+from messaging_assets.automation import summary_freshness
 from messaging_assets.definitions import defs
 from messaging_assets.delivery_summary import (
-    FRESHNESS,
     delivery_rate_is_a_share,
     no_negative_durations,
 )
@@ -47,7 +47,6 @@ COLUMNS = [
     "messages",
     "parts",
     "delivery_rate",
-    "cost",
     "median_seconds_to_final",
     "p95_seconds_to_final",
     "min_seconds_to_final",
@@ -109,8 +108,19 @@ def quantile_cont(values: list[float], q: float) -> float:
 
 
 def summary_rows(warehouse: Warehouse) -> dict[tuple[str, str, str], dict[str, Any]]:
-    rows = warehouse.rows(f"SELECT {', '.join(COLUMNS)} FROM messaging.delivery_summary")
-    return {(str(r[0]), r[1], r[2]): dict(zip(COLUMNS, r, strict=True)) for r in rows}
+    """The summary as a user reads it: a row per group, its cost per currency from the rows of
+    `delivery_summary__cost`."""
+    rows = warehouse.rows(f"SELECT {', '.join(COLUMNS)}, _dlt_id FROM messaging.delivery_summary")
+    costs: defaultdict[str, dict[str, Decimal]] = defaultdict(dict)
+    if "delivery_summary__cost" in warehouse.tables():
+        for parent, currency, amount in warehouse.rows(
+            "SELECT _dlt_parent_id, currency, amount FROM messaging.delivery_summary__cost"
+        ):
+            costs[parent][currency] = amount
+    return {
+        (str(r[0]), r[1], r[2]): {**dict(zip(COLUMNS, r[:-1], strict=True)), "cost": costs[r[-1]]}
+        for r in rows
+    }
 
 
 def load_final_messages(sandbox: Sandbox, summarize, n: int = 40) -> list[dict[str, Any]]:
@@ -130,7 +140,8 @@ def test_first_run_before_any_message_table_gives_an_empty_summary_with_zeros(
     result = summarize(SUMMARY)
 
     assert warehouse.scalar("SELECT count(*) FROM messaging.delivery_summary") == 0
-    assert [name for name, _ in warehouse.column_types("delivery_summary").items()] == COLUMNS
+    columns = warehouse.column_types("delivery_summary")
+    assert [name for name in columns if not name.startswith("_dlt")] == COLUMNS
     metadata = metadata_of(result, "delivery_summary")
     assert {key: metadata[key] for key in ("messages", "pending", "dagster/row_count")} == {
         "messages": 0,
@@ -362,9 +373,9 @@ def test_summary_follows_messages_eagerly_with_checks_and_a_freshness_policy():
 
     assert node.parent_keys == {MESSAGES}
     assert node.group_name == "messaging"
-    assert node.kinds == {"duckdb", "sql"}
+    assert node.kinds == {"dlt", "sql"}
     assert node.automation_condition == AutomationCondition.eager()
-    assert node.freshness_policy == FRESHNESS
+    assert node.freshness_policy == summary_freshness()
     assert {key for key in graph.asset_check_keys if key.asset_key == SUMMARY} == {
         AssetCheckKey(SUMMARY, check.check_key.name)
         for check in (delivery_rate_is_a_share, no_negative_durations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,26 @@ def test_pending_sensor_requests_a_status_run_for_a_send_not_yet_looked_up(
     assert request.tags["messaging/due_messages"] == "1"
     assert sent["requestId"] in json.loads(result.cursor)
     print(f"tick requested a {pending_status_sensor.job_name} run; cursor {result.cursor}")
+
+
+def test_status_run_the_sensor_requests_looks_up_exactly_the_due_messages(
+    sandbox: Sandbox, run, instance
+):
+    for _ in range(4):
+        run("sms", config=run_config(sms=SEND))
+    sent = [message["requestId"] for message in sandbox.sent]
+    # Two of them were requested a moment ago (the cursor says so): not due again yet.
+    held_back = json.dumps({rid: datetime.now(timezone.utc).isoformat() for rid in sent[:2]})
+
+    (request,) = tick(pending_status_sensor, instance, cursor=held_back).run_requests
+    sandbox.reset()
+    result = run("messages", config=request.run_config)
+
+    asked = sorted(r.path.rsplit("/", 1)[-1] for r in sandbox.requests)
+    assert asked == sorted(sent[2:])
+    assert request.tags["messaging/due_messages"] == "2"
+    assert set(request.tags["messaging/due_sample"].split(", ")) == set(sent[2:])
+    assert result.success
 
 
 def test_pending_sensor_skips_when_every_status_is_final(sandbox: Sandbox, run, instance):

@@ -1,4 +1,4 @@
-"""The source's translation of the seed: send guard, look-ups, and what users may configure."""
+"""The source as users configure it: retries, concurrency, the key's header, selectors, keys."""
 
 from __future__ import annotations
 

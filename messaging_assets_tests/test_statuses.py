@@ -104,3 +104,17 @@ def test_stored_request_id_that_is_not_an_id_is_recorded_once_and_never_asked(
     assert sandbox.count("messages") == 0
     assert len(sandbox.sent) == 1
     assert [r.path for r in sandbox.requests if r.endpoint != "sms"] == []
+
+
+def test_look_ups_keep_under_the_ceiling_across_all_workers(sandbox: Sandbox, run, monkeypatch):
+    monkeypatch.setenv("SOURCES__MESSAGING__MESSAGES__MAX_REQUESTS_PER_SECOND", "20")
+    monkeypatch.setenv("EXTRACT__WORKERS", "10")
+    ids = sandbox.add_messages(41)
+
+    run("messages", config=run_config(request_ids=ids))
+
+    arrivals = sorted(r.received_at for r in sandbox.requests if r.endpoint == "messages")
+    assert len(arrivals) == 41
+    # Evenly spaced at 20 a second: 40 gaps of 50 ms, and never more than 21 in any second.
+    assert arrivals[-1] - arrivals[0] >= 1.9
+    assert max(sum(1 for t in arrivals if start <= t < start + 1) for start in arrivals) <= 21

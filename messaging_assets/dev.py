@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 # `dagster dev` stops in 2 to 5 s when idle; on its own it would wait up to 60 s for its webserver
@@ -46,19 +47,49 @@ def start(command: Sequence[str], env: Mapping[str, str] | None = None) -> subpr
 
 def stop(processes: Mapping[subprocess.Popen, signal.Signals]) -> None:
     """Send each process group its signal, wait for all of them up to GRACE_SECONDS, then kill
-    the groups that still have a process."""
+    the groups that still have a process, and any process they started in a session of its own
+    (`dagster dev`'s code servers), which no group signal reaches."""
+    started = descendants(os.getpid())
     for process, signum in processes.items():
         signal_group(process, signum)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline:
         # Every group in each round, not up to the first alive: group_alive reaps its leader.
         alive = [process for process in processes if group_alive(process)]
-        if not alive:
+        if not alive and not running(started):
             break
         time.sleep(0.1)
     for process in processes:
         signal_group(process, signal.SIGKILL)
         process.wait()
+    for pid in running(started):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, read from /proc (none where there is no /proc)."""
+    parents = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    """The processes of `pids` still running (a zombie has finished)."""
+    alive = set()
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat[stat.rindex(")") + 2 :].split()[0] != "Z":
+                alive.add(pid)
+    return alive
 
 
 def signal_group(process: subprocess.Popen, signum: signal.Signals) -> None:

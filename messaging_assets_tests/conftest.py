@@ -20,7 +20,13 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    materialize,
+)
 
 from messaging_assets import sql
 from messaging_assets.sandbox import SHAPES, Sandbox
@@ -322,3 +328,16 @@ def metadata_of(result: ExecuteInProcessResult, name: str) -> dict[str, Any]:
         if event.asset_key == AssetKey(["messaging", name])
     ]
     return {key: value.value for key, value in event.metadata.items()}
+
+
+def step_window(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
+    """When the run's load step started and finished."""
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
+    ).records
+    times = {
+        r.event_log_entry.dagster_event.event_type: r.timestamp
+        for r in records
+        if r.event_log_entry.step_key == "messaging_reference"
+    }
+    return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]

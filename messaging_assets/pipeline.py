@@ -9,8 +9,8 @@ On PostgreSQL every connection dlt opens for the project (loads, merges, the pro
 asks for the `work_mem` in POSTGRES_WORK_MEM, unless the credentials carry `options` of their own:
 dlt's scd2 merge finds retired rows with `NOT IN (SELECT ...)`, which PostgreSQL only runs as a
 hash lookup while the hashed row versions fit in work_mem (times `hash_mem_multiplier`); past
-that, every row is compared with every row, and re-running a list of 200,000 contacts took more
-than 10 minutes at PostgreSQL's default of 4MB instead of seconds.
+that, every row is compared with every row: re-running a list of 200,000 contacts had not
+finished after 16 minutes at PostgreSQL's default of 4MB, and took 2.4 s at 64MB.
 """
 
 from __future__ import annotations

@@ -143,10 +143,6 @@ both_destinations = pytest.mark.parametrize("destination", DESTINATIONS, indirec
 on_postgres = pytest.mark.parametrize("destination", DESTINATIONS[1:], indirect=True)
 
 
-def postgres_dsn() -> str:
-    return os.environ[POSTGRES_DSN]
-
-
 def drop_postgres_dataset(dsn: str) -> None:
     with closing(psycopg2.connect(dsn)) as connection, connection.cursor() as cursor:
         for schema in POSTGRES_SCHEMAS:
@@ -164,7 +160,7 @@ def destination(
     name = getattr(request, "param", "duckdb")
     if name == "duckdb":
         return Destination(name, duckdb_path)
-    dsn = postgres_dsn()
+    dsn = os.environ[POSTGRES_DSN]
     drop_postgres_dataset(dsn)
     monkeypatch.setenv("DESTINATION_TYPE", "postgres")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
@@ -235,9 +231,12 @@ class Warehouse:
                 return con.sql(statement).fetchall()
         return self._postgres(sql.translate(statement, "postgres"))
 
-    def _postgres(self, statement: str) -> list[tuple[Any, ...]]:
+    def _postgres(self, statement: str, write: bool = False) -> list[tuple[Any, ...]]:
         with closing(psycopg2.connect(self.location)) as con, con.cursor() as cursor:
             cursor.execute(statement)
+            if write:
+                con.commit()
+                return []
             return cursor.fetchall()
 
     def execute(self, statement: str) -> None:
@@ -245,10 +244,8 @@ class Warehouse:
         if self.on_duckdb:
             with duckdb.connect(str(self.location)) as con:
                 con.execute(statement)
-            return
-        with closing(psycopg2.connect(self.location)) as con, con.cursor() as cursor:
-            cursor.execute(sql.translate(statement, "postgres"))
-            con.commit()
+        else:
+            self._postgres(sql.translate(statement, "postgres"), write=True)
 
     def scalar(self, statement: str) -> Any:
         return self.rows(statement)[0][0]

@@ -66,8 +66,11 @@ lint: install
 
 # The benchmark against the floor (README "Performance"); ~15 min with the default sizes.
 # Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; figures: bench/results/latest.json.
+# The postgres scenario runs next to a throw-away PostgreSQL (.ci/postgres, fsync on); without
+# PostgreSQL's server binaries, `make bench BENCH_POSTGRES=` skips it and says so.
+BENCH_POSTGRES ?= POSTGRES_FSYNC=on .ci/postgres
 bench: install
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BENCH_POSTGRES) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 sandbox: install
 	$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)

@@ -173,15 +173,20 @@ def instance() -> Iterator[DagsterInstance]:
         yield dagster_instance
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
+def make_dagster_home(tmp_path: Path, instance_file: str) -> Path:
+    """A DAGSTER_HOME whose dagster.yaml is the repo's instance/<instance_file>, telemetry off."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO_ROOT / "instance" / instance_file, home / "dagster.yaml")
     with open(home / "dagster.yaml", "a") as config:
         config.write("telemetry:\n  enabled: false\n")
     return home
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
+    return make_dagster_home(tmp_path, "dagster.yaml")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the run queue, the writers' pool) with the real `dagster-daemon run`, runs launc
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from messaging_assets_tests.conftest import (
     REPO_ROOT,
     Destination,
     Warehouse,
+    make_dagster_home,
     on_postgres,
     step_window,
     stop_process_group,
@@ -63,12 +63,7 @@ def dagster_database(destination: Destination, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def postgres_home(tmp_path: Path, dagster_database: str) -> Path:
     """A DAGSTER_HOME holding instance/dagster-postgres.yaml, as the README sets it up."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "instance" / "dagster-postgres.yaml", home / "dagster.yaml")
-    with open(home / "dagster.yaml", "a") as config:
-        config.write("telemetry:\n  enabled: false\n")
-    return home
+    return make_dagster_home(tmp_path, "dagster-postgres.yaml")
 
 
 @pytest.fixture

@@ -66,9 +66,11 @@ lint: install
 
 # The benchmark against the floor (README "Performance"); ~15 min with the default sizes.
 # Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; figures: bench/results/latest.json.
-# The postgres scenario runs next to a throw-away PostgreSQL (.ci/postgres, fsync on); without
-# PostgreSQL's server binaries, `make bench BENCH_POSTGRES=` skips it and says so.
-BENCH_POSTGRES ?= POSTGRES_FSYNC=on .ci/postgres
+# The postgres scenario runs next to a throw-away PostgreSQL (.ci/postgres, fsync on) where
+# PostgreSQL's server binaries are installed; elsewhere, or with `BENCH_POSTGRES=`, the bench
+# skips it and says so.
+PG_CTL := $(firstword $(shell command -v pg_ctl) $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
+BENCH_POSTGRES ?= $(if $(PG_CTL),POSTGRES_FSYNC=on .ci/postgres)
 bench: install
 	$(BENCH_POSTGRES) $(BIN)/python -m bench.run $(BENCH_ARGS)
 

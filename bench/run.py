@@ -320,20 +320,23 @@ def postgres_scenario(url: str, dsn: str, repeats: int, workers: int, work: Path
     runs: dict[str, dict[str, list[Run]]] = {
         phase: {"duckdb": [], "postgres": []} for phase in ("first", "rerun")
     }
-    for repeat in range(repeats):
-        for name in ("duckdb", "postgres"):
-            root = work / f"postgres-scenario-{name}-{repeat}"
-            target = Target(url, root, workers, postgres=dsn if name == "postgres" else None)
-            for phase in ("first", "rerun"):
-                run = in_process(target, "contacts", None)
-                runs[phase][name].append(run)
-                _progress(f"contacts {phase} on {name} #{repeat + 1}", run)
-                if target.postgres and phase == "first":
-                    # As autovacuum leaves a large load within about a minute: with statistics,
-                    # the planner sizes the scd2 retirement's hash against work_mem.
-                    _postgres(dsn, "ANALYZE")
-            shutil.rmtree(target.root, ignore_errors=True)
-    drop_postgres_dataset(dsn)
+    try:
+        for repeat in range(repeats):
+            for name in ("duckdb", "postgres"):
+                root = work / f"postgres-scenario-{name}-{repeat}"
+                target = Target(url, root, workers, postgres=dsn if name == "postgres" else None)
+                for phase in ("first", "rerun"):
+                    run = in_process(target, "contacts", None)
+                    runs[phase][name].append(run)
+                    _progress(f"contacts {phase} on {name} #{repeat + 1}", run)
+                    if target.postgres and phase == "first":
+                        # As autovacuum leaves a large load within about a minute: with
+                        # statistics, the planner sizes the scd2 retirement's hash by work_mem.
+                        _postgres(dsn, "ANALYZE")
+                shutil.rmtree(target.root, ignore_errors=True)
+    finally:
+        # The database may be the user's own (--postgres): leave nothing of the bench in it.
+        drop_postgres_dataset(dsn)
     return {phase: _summarize(by_name, base="duckdb") for phase, by_name in runs.items()}
 
 

@@ -6,7 +6,8 @@ way (`DESTINATION__POSTGRES__CREDENTIALS=postgresql://...`). Everything is read 
 changed setting counts from the next run on.
 
 On PostgreSQL every connection dlt opens for the project (loads, merges, the project's own SQL)
-asks for the `work_mem` in POSTGRES_WORK_MEM, unless the credentials carry `options` of their own:
+asks for the `work_mem` of POSTGRES_WORK_MEM below, unless the credentials carry `options` of their
+own (a user's way to choose another value):
 dlt's scd2 merge finds retired rows with `NOT IN (SELECT ...)`, which PostgreSQL only runs as a
 hash lookup while the hashed row versions fit in work_mem (times `hash_mem_multiplier`); past
 that, every row is compared with every row: re-running a list of 200,000 contacts had not

@@ -57,7 +57,6 @@ LISTS = {
 }
 ENDPOINTS = ("sms", "messages", *LISTS)
 # The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
-LIST_ENDPOINTS = frozenset(LISTS)
 RECORD_KEYS = {"sms": "requestId", "messages": "requestId"} | {
     name: endpoint.key for name, endpoint in LISTS.items()
 }
@@ -124,7 +123,7 @@ _FAILURES = frozenset(
     }
 )
 _FAULT_ENDPOINTS = {
-    Fault.DUPLICATE_KEY: LIST_ENDPOINTS,
+    Fault.DUPLICATE_KEY: frozenset(LISTS),
     Fault.HOSTILE_REQUEST_ID: frozenset({"sms"}),
     Fault.ODD_VALUE: frozenset({"messages"}),
 }
@@ -334,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None:
             byon = path.startswith(_BYON_PREFIX)
             return self._respond(sandbox._error(byon, 404, "No such resource"))
-        byon = endpoint in LIST_ENDPOINTS
+        byon = endpoint in LISTS
         if self.command != "GET":
             self.close_connection = True
             allow = (("Allow", "GET"),)
@@ -650,7 +649,7 @@ class Sandbox:
     ) -> _Answer:
         """What the endpoint answers when nothing is wrong."""
         if not self._authorized(supplied_key):
-            return self._error(endpoint in LIST_ENDPOINTS, 401, "Invalid or missing API key")
+            return self._error(endpoint in LISTS, 401, "Invalid or missing API key")
         if endpoint == "sms":
             return self._send_answer(query)
         if endpoint == "messages":
@@ -714,7 +713,7 @@ class Sandbox:
         if fault is Fault.MALFORMED_JSON:
             return dataclasses.replace(answer, body=(text[: len(text) // 2],))
         payload = json.loads(text)
-        is_list = endpoint in LIST_ENDPOINTS
+        is_list = endpoint in LISTS
         list_key = LISTS[endpoint].envelope if is_list else ""
         # The answer's records in order: the neutral shape's "data", all envelopes' lists
         # concatenated, or the object at the root.

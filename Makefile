@@ -13,7 +13,7 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install lock test test-ui lint demo dev sandbox clean bench
+.PHONY: install lock test test-postgres test-ui lint demo dev sandbox clean bench
 
 # .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
 # comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
@@ -35,7 +35,7 @@ lock: | $(UV)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	@$(UV) lock --check --offline --quiet $(UV_PYTHON_ARGS) || { echo "$(STALE_LOCK)" >&2; exit 1; }
-	$(UV_SYNC) --extra dev
+	$(UV_SYNC) --extra dev --extra postgres
 	@touch $@
 
 install: $(VENV)/.installed
@@ -43,11 +43,17 @@ install: $(VENV)/.installed
 test: install
 	$(BIN)/python -m pytest
 
+# The `postgres` tests alone, next to a throw-away PostgreSQL server (.ci/postgres starts it and
+# removes it afterwards; it needs PostgreSQL's server binaries: apt-get install postgresql).
+# `make test` runs them too when MESSAGING_TEST_POSTGRES is set: `.ci/postgres make test`.
+test-postgres: install
+	.ci/postgres $(BIN)/python -m pytest -m postgres
+
 # The web UI in headless Chromium (Debian's `chromium`; Playwright never downloads a browser).
 # Fails rather than skips when the browser is missing: CI installs it (.ci/run).
 CHROMIUM ?= /usr/bin/chromium
 $(VENV)/.installed-ui: $(VENV)/.installed
-	$(UV_SYNC) --extra dev --extra ui
+	$(UV_SYNC) --extra dev --extra postgres --extra ui
 	@touch $@
 
 test-ui: $(VENV)/.installed-ui
@@ -60,8 +66,13 @@ lint: install
 
 # The benchmark against the floor (README "Performance"); ~15 min with the default sizes.
 # Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; figures: bench/results/latest.json.
+# The postgres scenario runs next to a throw-away PostgreSQL (.ci/postgres, fsync on) where
+# PostgreSQL's server binaries are installed; elsewhere, or with `BENCH_POSTGRES=`, the bench
+# skips it and says so.
+PG_CTL := $(firstword $(shell command -v pg_ctl) $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
+BENCH_POSTGRES ?= $(if $(PG_CTL),POSTGRES_FSYNC=on .ci/postgres)
 bench: install
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BENCH_POSTGRES) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 sandbox: install
 	$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)

@@ -1,6 +1,7 @@
 """`make bench`: the project's asset materializations against the floor, on this machine.
 
     python -m bench.run [--contacts 200000] [--messages 100000] [--repeats 3] [--quick|--smoke]
+                        [--postgres DSN]
 
 Everything talks to a sandbox on 127.0.0.1 in its own process, and every measured run is its own
 process too (its peak RSS comes from ``os.wait4``). Within one repeat the floor, the in-process
@@ -25,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
 from bench import day
+from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ PYTHON = sys.executable
 API_KEY = "bench-key"
 # Every child gets a wall-clock bound, so a hung run fails the bench instead of stalling it.
 RUN_TIMEOUT = 1800
+POSTGRES_DSN = "MESSAGING_TEST_POSTGRES"
 STEP_LINE = re.compile(r'Finished execution of step "[^"]+" in ([0-9.]+)(ms|s|m)')
 
 
@@ -57,7 +60,7 @@ def _env(**overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SOURCES__MESSAGING__", "DESTINATION__", "EXTRACT__"))
+        if not k.startswith(("SOURCES__MESSAGING__", "DESTINATION", "EXTRACT__"))
     }
     env["PYTHONPATH"] = str(REPO)
     env.update(overrides)
@@ -149,27 +152,56 @@ def _requests_so_far(url: str) -> int:
 
 @dataclass
 class Target:
-    """Where one repeat's runs write: a fresh DuckDB file and dlt working directory."""
+    """Where one repeat's runs write: a fresh DuckDB file, or the PostgreSQL database at `postgres`
+    with the project's schemas dropped, and a fresh dlt working directory."""
 
     url: str
     root: Path
     workers: int
     shape: str = "data"
+    postgres: str | None = None
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True)
+        if self.postgres:
+            drop_postgres_dataset(self.postgres)
 
     @property
     def db(self) -> Path:
         return self.root / "warehouse.duckdb"
 
     def env(self) -> dict[str, str]:
+        destination = {"DESTINATION__DUCKDB__CREDENTIALS": str(self.db)}
+        if self.postgres:
+            destination = {
+                "DESTINATION_TYPE": "postgres",
+                "DESTINATION__POSTGRES__CREDENTIALS": self.postgres,
+            }
         return _env(
             SOURCES__MESSAGING__BASE_URL=self.url,
             SOURCES__MESSAGING__API_KEY=API_KEY,
             SOURCES__MESSAGING__API_SHAPE=self.shape,
-            DESTINATION__DUCKDB__CREDENTIALS=str(self.db),
             DLT_DATA_DIR=str(self.root / "dlt"),
             DAGSTER_HOME=str(self.root / "dagster_home"),
             EXTRACT__WORKERS=str(self.workers),
+            **destination,
         )
+
+
+def _postgres(dsn: str, *statements: str) -> Any:
+    """Runs the statements, committed; the last one's first row, if it returns rows."""
+    import psycopg2  # the postgres extra's
+
+    with closing(psycopg2.connect(dsn)) as connection, connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+        connection.commit()
+        return cursor.fetchone() if cursor.description else None
+
+
+def drop_postgres_dataset(dsn: str) -> None:
+    """The dataset and dlt's staging dataset for merges, so that a first load is a first load."""
+    _postgres(dsn, *(f"DROP SCHEMA IF EXISTS {s} CASCADE" for s in (SOURCE, f"{SOURCE}_staging")))
 
 
 def _worker(target: Target, *args: str) -> Run:
@@ -243,7 +275,6 @@ def load_scenario(
         for kind in kinds:
             measure = KINDS[kind]
             target = Target(url, work / f"{resource}-{shape}-{kind}-{repeat}", workers, shape)
-            target.root.mkdir(parents=True)
             for phase in ("first", "rerun"):
                 run = measure(target, resource, ids_file)
                 runs[phase][kind].append(run)
@@ -260,7 +291,6 @@ def refresh_scenario(
     for repeat in range(repeats):
         for kind in runs:
             target = Target(url, work / f"refresh-{kind}-{repeat}", workers)
-            target.root.mkdir(parents=True)
             run = KINDS[kind](target, "messages", ids_file)
             lookups = n / run.seconds
             # The asset's look-ups happen in dlt's extract; the step adds the merge of N rows.
@@ -284,12 +314,43 @@ def refresh_scenario(
     return summary
 
 
+def postgres_scenario(url: str, dsn: str, repeats: int, workers: int, work: Path) -> dict[str, Any]:
+    """The contacts' first load and unchanged re-run on PostgreSQL against the same on DuckDB,
+    one after the other within each repeat (the asset step, in-process)."""
+    runs: dict[str, dict[str, list[Run]]] = {
+        phase: {"duckdb": [], "postgres": []} for phase in ("first", "rerun")
+    }
+    try:
+        for repeat in range(repeats):
+            for name in ("duckdb", "postgres"):
+                root = work / f"postgres-scenario-{name}-{repeat}"
+                target = Target(url, root, workers, postgres=dsn if name == "postgres" else None)
+                for phase in ("first", "rerun"):
+                    run = in_process(target, "contacts", None)
+                    runs[phase][name].append(run)
+                    _progress(f"contacts {phase} on {name} #{repeat + 1}", run)
+                    if target.postgres and phase == "first":
+                        # As autovacuum leaves a large load within about a minute: with
+                        # statistics, the planner sizes the scd2 retirement's hash by work_mem.
+                        _postgres(dsn, "ANALYZE")
+                shutil.rmtree(target.root, ignore_errors=True)
+    finally:
+        # The database may be the user's own (--postgres): leave nothing of the bench in it.
+        drop_postgres_dataset(dsn)
+    return {phase: _summarize(by_name, base="duckdb") for phase, by_name in runs.items()}
+
+
+def postgres_server(dsn: str) -> str:
+    (version,) = _postgres(dsn, "SHOW server_version")
+    (fsync,) = _postgres(dsn, "SHOW fsync")
+    return f"PostgreSQL {version.split()[0]} (fsync {fsync})"
+
+
 def startup_scenario(url: str, repeats: int, work: Path) -> dict[str, Any]:
     """`dagster definitions validate` of the project against an empty location importing dlt."""
     locations = {"empty": "bench.empty_location", "project": "messaging_assets.definitions"}
     runs: dict[str, list[Run]] = {name: [] for name in locations}
     target = Target(url, work / "startup", 5)
-    target.root.mkdir(parents=True)
     (target.root / "dagster_home").mkdir()
     before = _requests_so_far(url)
     for repeat in range(repeats):
@@ -400,12 +461,15 @@ def table(results: dict[str, Any]) -> str:
         f"{cfg['workers']}",
         f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}",
-        "",
-        "| load | floor | asset step (in-process) | ratio | CLI process | ratio "
-        "| peak RSS floor / in-process / CLI |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     loads = [r for r in (*CONTACT_VARIANTS, "messages") if r in results]
+    if loads:
+        lines += [
+            "",
+            "| load | floor | asset step (in-process) | ratio | CLI process | ratio "
+            "| peak RSS floor / in-process / CLI |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
     for resource in loads:
         for phase in ("first", "rerun"):
             entry = results[resource][phase]
@@ -422,9 +486,10 @@ def table(results: dict[str, Any]) -> str:
                 f"| {_fmt_ratio(ip)} | {cli_time} "
                 f"| {f['rss_mb']['median']:.0f} / {ip['rss_mb']['median']:.0f} / {cli_rss} MiB |"
             )
-    lines += ["", "Where the asset's time goes (in-process, median seconds):", ""]
-    lines += ["| load | extract | normalize | load | step | Dagster + rest |"]
-    lines += ["| --- | ---: | ---: | ---: | ---: | ---: |"]
+    if loads:
+        lines += ["", "Where the asset's time goes (in-process, median seconds):", ""]
+        lines += ["| load | extract | normalize | load | step | Dagster + rest |"]
+        lines += ["| --- | ---: | ---: | ---: | ---: | ---: |"]
     for resource in loads:
         for phase in ("first", "rerun"):
             ip = results[resource][phase]["in_process"]
@@ -436,11 +501,35 @@ def table(results: dict[str, Any]) -> str:
                 f"| {p.get('normalize', 0):.2f} "
                 f"| {p.get('load', 0):.2f} | {step:.2f} | {rest:.2f} |"
             )
-    lines += _refresh_lines(results) + _startup_lines(results)
+    lines += _postgres_lines(results) + _refresh_lines(results) + _startup_lines(results)
     if "day" in results:
         lines += day.table(results["day"])
     lines += ["", "Ratios: median of per-repeat ratios (min-max); peak RSS: median."]
     return "\n".join(lines)
+
+
+def _postgres_lines(results: dict[str, Any]) -> list[str]:
+    if "postgres" not in results:
+        return []
+    p = results["postgres"]
+    if "skipped" in p:
+        return ["", f"PostgreSQL: skipped ({p['skipped']})"]
+    lines = [
+        "",
+        f"Contacts on {p['server']} against DuckDB, the asset step in-process; the re-run "
+        "after ANALYZE, as autovacuum leaves the tables:",
+        "",
+        "| load | DuckDB | PostgreSQL | ratio | peak RSS DuckDB / PostgreSQL |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for phase in ("first", "rerun"):
+        d, pg = p[phase]["duckdb"], p[phase]["postgres"]
+        lines.append(
+            f"| contacts {'first load' if phase == 'first' else 're-run'} "
+            f"| {d['seconds']['median']:.2f}s | {pg['seconds']['median']:.2f}s | {_fmt_ratio(pg)} "
+            f"| {d['rss_mb']['median']:.0f} / {pg['rss_mb']['median']:.0f} MiB |"
+        )
+    return lines
 
 
 def _refresh_lines(results: dict[str, Any]) -> list[str]:
@@ -482,7 +571,7 @@ def _startup_lines(results: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ main
 
-SCENARIOS = ("startup", *CONTACT_VARIANTS, "messages", "refresh", "day")
+SCENARIOS = ("startup", *CONTACT_VARIANTS, "postgres", "messages", "refresh", "day")
 LABELS = {
     "contacts_nested": "contacts (a nested object each)",
     "contacts_provider": "contacts (provider shape)",
@@ -507,6 +596,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(SCENARIOS)}",
     )
     parser.add_argument("--no-cli", action="store_true", help="skip the `dagster` CLI runs")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(POSTGRES_DSN),
+        metavar="DSN",
+        help=f"a PostgreSQL database whose {SOURCE} schemas the bench may drop (default: "
+        f"{POSTGRES_DSN}, which `make bench` sets through .ci/postgres); without one the "
+        "postgres scenario is skipped",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes, 1 repeat")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repeat (for tests)")
@@ -559,6 +656,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     results[name] = load_scenario(
                         url, None, "contacts", args.repeats, workers, work, kinds, variant.shape
                     )
+        if "postgres" in chosen:
+            if args.postgres:
+                with sandbox(args.contacts, 0) as (url, _):
+                    results["postgres"] = postgres_scenario(
+                        url, args.postgres, args.repeats, workers, work
+                    )
+                results["postgres"]["server"] = postgres_server(args.postgres)
+            else:
+                results["postgres"] = {"skipped": f"no database: pass --postgres or {POSTGRES_DSN}"}
         if "refresh" in chosen:
             with sandbox(0, args.refresh, args.latency_ms, pending=True) as (url, ids_file):
                 results["refresh"] = refresh_scenario(

@@ -15,7 +15,10 @@ Hint = Mapping[str, Any]
 TEXT: Hint = {"data_type": "text"}
 BIGINT: Hint = {"data_type": "bigint"}
 # The provider writes offsets without a colon (`+0200`); dlt parses them and keeps the instant.
-TIMESTAMP: Hint = {"data_type": "timestamp", "timezone": True}
+# No precision, stated: dlt keeps a column's earlier hints, and `priceEffective`, a price in
+# earlier versions, would otherwise keep the price's precision 18, which PostgreSQL refuses for a
+# timestamp (see upgrades.py).
+TIMESTAMP: Hint = {"data_type": "timestamp", "timezone": True, "precision": None}
 # Prices come as decimal text ("0.0450"); a negative price is a payout.
 DECIMAL: Hint = {"data_type": "decimal", "precision": 18, "scale": 6}
 

@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 # `dagster dev` stops in 2 to 5 s when idle; on its own it would wait up to 60 s for its webserver
@@ -46,19 +48,65 @@ def start(command: Sequence[str], env: Mapping[str, str] | None = None) -> subpr
 
 def stop(processes: Mapping[subprocess.Popen, signal.Signals]) -> None:
     """Send each process group its signal, wait for all of them up to GRACE_SECONDS, then kill
-    the groups that still have a process."""
+    the groups that still have a process, and any process started below this one that is still
+    running: under load, processes of `dagster dev` were seen outliving their group's signals."""
+    started = descendants(os.getpid())
     for process, signum in processes.items():
         signal_group(process, signum)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline:
         # Every group in each round, not up to the first alive: group_alive reaps its leader.
         alive = [process for process in processes if group_alive(process)]
-        if not alive:
+        if not alive and not running(started):
             break
         time.sleep(0.1)
     for process in processes:
         signal_group(process, signal.SIGKILL)
         process.wait()
+    for pid in running(started):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    parent: int
+    # Clock ticks after boot: a process id given again to a new process comes with a later one.
+    started: int
+
+
+def process_stat(pid: int) -> ProcessStat | None:
+    """A process's parent and start time from /proc; None once it is gone or has finished (a
+    zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return None if fields[0] == "Z" else ProcessStat(int(fields[1]), int(fields[19]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> dict[int, ProcessStat]:
+    """Every running process below `pid` (none where there is no /proc)."""
+    stats = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        if (stat := process_stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = stat
+    found, frontier = {}, {pid}
+    while frontier:
+        children = {child: s for child, s in stats.items() if s.parent in frontier}
+        found |= children
+        frontier = set(children)
+    return found
+
+
+def running(processes: Mapping[int, ProcessStat]) -> set[int]:
+    """Those of `processes` still running, and not replaced by a new process of the same id."""
+    return {
+        pid
+        for pid, stat in processes.items()
+        if (now := process_stat(pid)) is not None and now.started == stat.started
+    }
 
 
 def signal_group(process: subprocess.Popen, signum: signal.Signals) -> None:

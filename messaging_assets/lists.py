@@ -31,9 +31,14 @@ from requests import Request, Response
 from messaging_assets import columns
 from messaging_assets.api import Api
 from messaging_assets.columnar import NotColumnar, as_dlt_page, read_page
-from messaging_assets.registry import Resource
+from messaging_assets.registry import SOURCE, Resource
 from messaging_assets.responses import Answers
-from messaging_assets.settings import automation_settings
+from messaging_assets.settings import (
+    ResourceSettings,
+    SettingError,
+    automation_settings,
+    variable,
+)
 from messaging_assets.warehouse import connect
 
 log = logging.getLogger(__name__)
@@ -66,14 +71,21 @@ class PageSizePaginator(PageNumberPaginator):
             self._has_next_page = False
 
 
-def paginator_for(resource: Resource, shape: str, settings: Any) -> BasePaginator:
+def paginator_for(resource: Resource, shape: str, settings: ResourceSettings) -> BasePaginator:
     """SOURCES__MESSAGING__<NAME>__PAGINATOR (dlt rest_api's paginator config) if set, else pages
     of PAGE_SIZE (or the registry's size for this API shape), else one page."""
     if settings.paginator:
         config = settings.paginator
-        if isinstance(config, str) and config.lstrip().startswith("{"):
-            config = json.loads(config)
-        return create_paginator(config)
+        try:
+            if isinstance(config, str) and config.lstrip().startswith("{"):
+                config = json.loads(config)
+            return create_paginator(config)
+        except (ValueError, TypeError, KeyError) as error:
+            name = variable(("sources", SOURCE, resource.name), "paginator")
+            raise SettingError(
+                f"{name}={settings.paginator!r}: expected a dlt rest_api paginator, a type name "
+                f'or a JSON object such as {{"type": "page_number", "base_page": 1}} ({error}).'
+            ) from None
     size = settings.page_size or resource.page_size.get(shape)
     if size:
         return PageSizePaginator(size, settings.first_page)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from messaging_assets import sql
 from messaging_assets.pipeline import database_path, destination_type
-from messaging_assets.registry import RESOURCES
+from messaging_assets.registry import RESOURCES, SOURCE
 from messaging_assets.warehouse import Connection, read
 
 
@@ -24,10 +24,12 @@ def row_counts(warehouse: Connection) -> list[tuple[str, int, int]]:
 
 
 def main() -> None:
-    where = database_path() if destination_type() == "duckdb" else destination_type()
-    print(f"{where}:")
-    print(f"  {'table':<24}{'current rows':>14}{'all rows':>10}")
     with read() as warehouse:
+        if destination_type() == "duckdb":
+            print(f"{database_path()}:")
+        else:
+            print(f"{destination_type()} {warehouse.location()}, dataset {SOURCE}:")
+        print(f"  {'table':<24}{'current rows':>14}{'all rows':>10}")
         for table, current, total in row_counts(warehouse):
             print(f"  {table:<24}{current:>14}{total:>10}")
 

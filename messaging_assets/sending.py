@@ -100,8 +100,8 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
 
     def settle(journal: Journal, reference: str, response: Response, answers: Answers) -> None:
         status = response.status_code
-        if status == 429 or 400 <= status < 500:
-            # Refused, so not billed: free to be sent again once the cause is fixed.
+        if 400 <= status < 500:
+            # Refused (a 429 too, once retries are spent): not billed, free to be sent again.
             journal.forget(reference)
             answers.check(response)
         if status >= 500:

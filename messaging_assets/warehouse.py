@@ -55,6 +55,10 @@ class Connection:
         self.client = job_client.sql_client  # type: ignore[attr-defined]
         self.dialect = self.client.capabilities.sqlglot_dialect
 
+    def location(self) -> str:
+        """Where the dataset is, as dlt tells it: the DuckDB file, or host:port/database."""
+        return str(self._job.config.data_location())
+
     def table(self, name: str) -> str:
         return self.client.make_qualified_table_name(name)
 

@@ -1,4 +1,6 @@
-"""One sandbox API per test on a free port, one DuckDB file per test, and runs through Dagster."""
+"""One sandbox API per test on a free port, a fresh warehouse per test (a DuckDB file, or the
+PostgreSQL database in MESSAGING_TEST_POSTGRES with the project's schemas dropped), and runs
+through Dagster."""
 
 from __future__ import annotations
 
@@ -10,17 +12,34 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg2
 import pytest
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    materialize,
+)
 
+from messaging_assets import sql
 from messaging_assets.sandbox import SHAPES, Sandbox
 
 API_KEY = "test-key-5f1c0a"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The PostgreSQL database the `postgres` tests use (a DSN); .ci/run starts a throw-away server
+# with .ci/postgres and sets it. Without it those tests are skipped; with it they never are.
+POSTGRES_DSN = "MESSAGING_TEST_POSTGRES"
+NO_POSTGRES = f"no PostgreSQL: set {POSTGRES_DSN}, as .ci/run does (.ci/postgres make test)"
+# Everything the project writes to PostgreSQL: the dataset (send journal and dlt's state
+# included) and dlt's staging copy of it.
+POSTGRES_SCHEMAS = ("messaging", "messaging_staging")
 
 
 def materialize_command(*selection: str) -> list[str]:
@@ -62,8 +81,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "SOURCES__MESSAGING__", "DESTINATION__", "RUNTIME__", "EXTRACT__", "PIPELINES_DIR",
         "MESSAGING__",
     )  # fmt: skip
-    for name in [n for n in os.environ if n.startswith(prefixes)]:
+    for name in [n for n in os.environ if n.startswith(prefixes) or n == "DESTINATION_TYPE"]:
         del os.environ[name]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(POSTGRES_DSN):
+        return
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NO_POSTGRES))
 
 
 def point_at(api: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,21 +126,67 @@ def duckdb_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a test's runs load: `name` as DESTINATION_TYPE says it, and the DuckDB file or the
+    PostgreSQL DSN."""
+
+    name: str
+    location: Path | str
+
+
+DESTINATIONS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Tests that prove the project on each destination it is tested on take `destination` and carry
+# this mark; without it they run on DuckDB alone.
+both_destinations = pytest.mark.parametrize("destination", DESTINATIONS, indirect=True)
+# Tests of what only PostgreSQL has.
+on_postgres = pytest.mark.parametrize("destination", DESTINATIONS[1:], indirect=True)
+
+
+def drop_postgres_dataset(dsn: str) -> None:
+    with closing(psycopg2.connect(dsn)) as connection, connection.cursor() as cursor:
+        for schema in POSTGRES_SCHEMAS:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        connection.commit()
+
+
+@pytest.fixture
+def destination(
+    request: pytest.FixtureRequest, duckdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Destination:
+    """The project pointed at a fresh warehouse the dlt way: a DuckDB file of its own, or
+    DESTINATION_TYPE=postgres with DESTINATION__POSTGRES__CREDENTIALS and the project's schemas
+    dropped first."""
+    name = getattr(request, "param", "duckdb")
+    if name == "duckdb":
+        return Destination(name, duckdb_path)
+    dsn = os.environ[POSTGRES_DSN]
+    drop_postgres_dataset(dsn)
+    monkeypatch.setenv("DESTINATION_TYPE", "postgres")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
+    return Destination(name, dsn)
+
+
 @pytest.fixture
 def instance() -> Iterator[DagsterInstance]:
     with DagsterInstance.ephemeral() as dagster_instance:
         yield dagster_instance
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
+def make_dagster_home(tmp_path: Path, instance_file: str) -> Path:
+    """A DAGSTER_HOME whose dagster.yaml is the repo's instance/<instance_file>, telemetry off."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO_ROOT / "instance" / instance_file, home / "dagster.yaml")
     with open(home / "dagster.yaml", "a") as config:
         config.write("telemetry:\n  enabled: false\n")
     return home
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME holding instance/dagster.yaml, as `make dev` sets it up."""
+    return make_dagster_home(tmp_path, "dagster.yaml")
 
 
 @pytest.fixture
@@ -129,30 +202,88 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# PostgreSQL's names of the types dlt creates, spelled as DuckDB spells them, so that a test
+# compares column types one way on either destination (numeric(p,s) becomes DECIMAL(p,s)).
+POSTGRES_TYPES = {
+    "character varying": "VARCHAR",
+    "text": "VARCHAR",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "timestamp without time zone": "TIMESTAMP",
+    "bigint": "BIGINT",
+    "double precision": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "json": "JSON",
+    "jsonb": "JSON",
+}
+
+
 class Warehouse:
-    """Reads the DuckDB file the way a user would, read-only, after runs have finished."""
+    """Reads the warehouse the way a user would, after runs have finished: the DuckDB file
+    read-only (a Path), or PostgreSQL over a connection of its own (a DSN). Statements are
+    written in DuckDB's dialect and translated for PostgreSQL as the project translates its own."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
+        self.location = location
 
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            return con.sql(sql).fetchall()
+    @property
+    def on_duckdb(self) -> bool:
+        return isinstance(self.location, Path)
 
-    def scalar(self, sql: str) -> Any:
-        return self.rows(sql)[0][0]
+    def rows(self, statement: str) -> list[tuple[Any, ...]]:
+        if self.on_duckdb:
+            with duckdb.connect(str(self.location), read_only=True) as con:
+                return con.sql(statement).fetchall()
+        return self._postgres(sql.translate(statement, "postgres"))
+
+    def _postgres(self, statement: str, write: bool = False) -> list[tuple[Any, ...]]:
+        with closing(psycopg2.connect(self.location)) as con, con.cursor() as cursor:
+            cursor.execute(statement)
+            if write:
+                con.commit()
+                return []
+            return cursor.fetchall()
+
+    def execute(self, statement: str) -> None:
+        """Writes by hand, as a manual fix would (a test's bad data)."""
+        if self.on_duckdb:
+            with duckdb.connect(str(self.location)) as con:
+                con.execute(statement)
+        else:
+            self._postgres(sql.translate(statement, "postgres"), write=True)
+
+    def scalar(self, statement: str) -> Any:
+        return self.rows(statement)[0][0]
 
     def column_types(self, table: str) -> dict[str, str]:
-        return dict(self.rows(f"SELECT column_name, column_type FROM (DESCRIBE messaging.{table})"))
+        """Each column's type in DuckDB's spelling, in the table's column order."""
+        if self.on_duckdb:
+            return dict(
+                self.rows(f"SELECT column_name, column_type FROM (DESCRIBE messaging.{table})")
+            )
+        found = self._postgres(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            f"WHERE attrelid = 'messaging.{table}'::regclass AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum"
+        )
+        return {name: _duckdb_spelling(kind) for name, kind in found}
 
     def tables(self) -> set[str]:
-        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'messaging'"
-        return {row[0] for row in self.rows(sql)}
+        statement = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'messaging'"
+        )
+        return {row[0] for row in self.rows(statement)}
+
+
+def _duckdb_spelling(postgres_type: str) -> str:
+    if postgres_type.startswith("numeric("):
+        return "DECIMAL" + postgres_type.removeprefix("numeric")
+    return POSTGRES_TYPES.get(postgres_type, postgres_type.upper())
 
 
 @pytest.fixture
-def warehouse(duckdb_path: Path) -> Warehouse:
-    return Warehouse(duckdb_path)
+def warehouse(destination: Destination) -> Warehouse:
+    return Warehouse(destination.location)
 
 
 def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] = ()) -> dict:
@@ -165,7 +296,7 @@ def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] 
 
 
 @pytest.fixture
-def run(sandbox: Sandbox, duckdb_path: Path, instance: DagsterInstance):
+def run(sandbox: Sandbox, destination: Destination, instance: DagsterInstance):
     """Materializes `messaging/<name>` assets in-process through Dagster, as the UI would, with
     their asset checks."""
     from messaging_assets.definitions import defs
@@ -199,3 +330,16 @@ def metadata_of(result: ExecuteInProcessResult, name: str) -> dict[str, Any]:
         if event.asset_key == AssetKey(["messaging", name])
     ]
     return {key: value.value for key, value in event.metadata.items()}
+
+
+def step_window(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
+    """When the run's load step started and finished."""
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
+    ).records
+    times = {
+        r.event_log_entry.dagster_event.event_type: r.timestamp
+        for r in records
+        if r.event_log_entry.step_key == "messaging_reference"
+    }
+    return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]

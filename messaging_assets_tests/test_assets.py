@@ -1,12 +1,19 @@
 """The five assets end to end, in both API shapes: sandbox API over HTTP, Dagster in-process, a
-real DuckDB file."""
+real DuckDB file, and for the loads and merges of every asset a real PostgreSQL database too."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import API_KEY, Warehouse, both_shapes, metadata_of, run_config
+from messaging_assets_tests.conftest import (
+    API_KEY,
+    Warehouse,
+    both_destinations,
+    both_shapes,
+    metadata_of,
+    run_config,
+)
 
 pytestmark = both_shapes
 
@@ -15,6 +22,7 @@ REFERENCE = ("contacts", "phones", "registrations")
 FINAL = {"DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED"}
 
 
+@both_destinations
 def test_contacts_land_as_typed_current_rows(sandbox: Sandbox, run, warehouse: Warehouse):
     run("contacts")
 
@@ -28,6 +36,7 @@ def test_contacts_land_as_typed_current_rows(sandbox: Sandbox, run, warehouse: W
     )
 
 
+@both_destinations
 def test_each_reference_table_is_keyed_by_its_own_id(sandbox: Sandbox, run, warehouse: Warehouse):
     run(*REFERENCE)
 
@@ -41,6 +50,7 @@ def test_each_reference_table_is_keyed_by_its_own_id(sandbox: Sandbox, run, ware
         assert (distinct, nulls) == (expected, 0), table
 
 
+@both_destinations
 def test_rerun_of_unchanged_reference_data_adds_no_rows(sandbox: Sandbox, run, warehouse):
     run(*REFERENCE)
     before = {t: warehouse.scalar(f"SELECT count(*) FROM messaging.{t}") for t in REFERENCE}
@@ -51,6 +61,7 @@ def test_rerun_of_unchanged_reference_data_adds_no_rows(sandbox: Sandbox, run, w
     assert after == before == {"contacts": 120, "phones": 30, "registrations": 15}
 
 
+@both_destinations
 def test_contact_removed_upstream_is_kept_but_no_longer_current(
     sandbox: Sandbox, run, warehouse: Warehouse
 ):
@@ -90,6 +101,7 @@ def test_all_assets_without_send_config_send_nothing(sandbox: Sandbox, run, ware
     assert "SOURCES__MESSAGING__SMS__TO" in metadata["note"]
 
 
+@both_destinations
 def test_configured_send_sends_exactly_once_and_stores_it(sandbox: Sandbox, run, warehouse):
     result = run("sms", config=run_config(sms=SEND))
 
@@ -142,6 +154,7 @@ def test_send_then_status_in_one_run_looks_up_the_new_message(sandbox: Sandbox, 
     ]
 
 
+@both_destinations
 def test_pending_statuses_move_forward_by_merge(sandbox: Sandbox, run, warehouse: Warehouse):
     run("sms", config=run_config(sms=SEND))
     seen = []
@@ -183,6 +196,7 @@ def test_tracked_request_ids_from_environment_as_json_list(sandbox, run, monkeyp
     assert warehouse.scalar("SELECT count(*) FROM messaging.messages") == 2
 
 
+@both_destinations
 def test_unknown_status_is_recorded_not_a_failed_run(sandbox: Sandbox, run, warehouse):
     (expired,) = sandbox.add_messages(1)
     sandbox.expire(expired)
@@ -198,6 +212,7 @@ def test_unknown_status_is_recorded_not_a_failed_run(sandbox: Sandbox, run, ware
     assert sandbox.count("messages") == 0
 
 
+@both_destinations
 def test_message_columns_are_typed_as_published_even_when_null_in_the_whole_load(
     sandbox, run, warehouse
 ):
@@ -229,6 +244,7 @@ def test_message_columns_are_typed_as_published_even_when_null_in_the_whole_load
     }
 
 
+@both_destinations
 def test_provider_timestamps_and_prices_keep_their_values(sandbox: Sandbox, run, warehouse):
     (request_id,) = sandbox.add_messages(1, final=True)
     api = sandbox.message(request_id)
@@ -243,6 +259,7 @@ def test_provider_timestamps_and_prices_keep_their_values(sandbox: Sandbox, run,
     assert float(price) == float(api["overallPrice"])
 
 
+@both_destinations
 def test_parts_land_in_child_table_whichever_sent_date_spelling(sandbox: Sandbox, run, warehouse):
     ids = sandbox.add_messages(40, final=True)
     spelled_old = [i for i in ids if "sendDate" in (sandbox.message(i)["parts"] or [{}])[0]]

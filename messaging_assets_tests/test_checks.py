@@ -1,13 +1,13 @@
-"""Asset checks run with their asset's materialization and fail on data that breaks them."""
+"""Asset checks run with their asset's materialization and fail on data that breaks them, on
+DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
-import duckdb
 from dagster import AssetCheckSeverity, AssetKey, ExecuteInProcessResult
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 from messaging_assets.sandbox import Fault, Sandbox
-from messaging_assets_tests.conftest import run_config
+from messaging_assets_tests.conftest import Warehouse, both_destinations, run_config
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
@@ -25,6 +25,7 @@ def metadata(evaluation: AssetCheckEvaluation) -> dict:
     return {key: value.value for key, value in evaluation.metadata.items()}
 
 
+@both_destinations
 def test_checks_run_after_their_asset_in_the_same_run_and_pass_on_good_data(sandbox, run):
     result = run(
         "sms", "messages", "contacts", "phones", "registrations", config=run_config(sms=SEND)
@@ -48,16 +49,16 @@ def test_only_the_materialized_assets_checks_run(sandbox: Sandbox, run):
     }
 
 
-def test_duplicate_primary_keys_fail_the_key_check(sandbox: Sandbox, run, duckdb_path):
+@both_destinations
+def test_duplicate_primary_keys_fail_the_key_check(sandbox: Sandbox, run, warehouse: Warehouse):
     (done,) = sandbox.add_messages(1, final=True)
     run("messages", config=run_config(request_ids=[done]))
     # The API answers one status per id, so the duplicate is written by hand, as a bad manual
     # fix would leave it; the next run looks nothing up (the status is final) and keeps it.
-    with duckdb.connect(str(duckdb_path)) as con:
-        con.execute(
-            "INSERT INTO messaging.messages SELECT * REPLACE ('copy' AS _dlt_id) "
-            "FROM messaging.messages"
-        )
+    warehouse.execute(
+        "INSERT INTO messaging.messages (request_id, status, _dlt_load_id, _dlt_id) "
+        "SELECT request_id, status, _dlt_load_id, 'copy' FROM messaging.messages"
+    )
 
     result = run("messages")
 
@@ -73,6 +74,7 @@ def test_duplicate_primary_keys_fail_the_key_check(sandbox: Sandbox, run, duckdb
     assert found["duplicated_sample"] == done
 
 
+@both_destinations
 def test_value_that_does_not_fit_its_type_is_kept_and_fails_the_values_check(
     sandbox, run, warehouse
 ):
@@ -94,6 +96,7 @@ def test_value_that_does_not_fit_its_type_is_kept_and_fails_the_values_check(
     assert f"e.g. request_id {odd}" in details
 
 
+@both_destinations
 def test_status_outside_the_known_set_fails_the_status_check(sandbox: Sandbox, run):
     (request_id,) = sandbox.add_messages(1)
     # The provider starts answering with a status this project does not know.
@@ -106,6 +109,7 @@ def test_status_outside_the_known_set_fails_the_status_check(sandbox: Sandbox, r
     assert metadata(evaluation)["unknown_statuses"] == "SCHEDULED (1)"
 
 
+@both_destinations
 def test_message_not_final_past_its_validity_warns(sandbox: Sandbox, run):
     # The sandbox dates its messages in 2024: one still ACCEPTED is long past 48 h.
     (request_id,) = sandbox.add_messages(1)

@@ -1,4 +1,5 @@
-"""The full lists: paging, envelopes, keys, and the guards that run before anything changes."""
+"""The full lists: paging, envelopes, keys, and the guards that run before anything changes; the
+loads, scd2 retirements and guards that read the warehouse on DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from messaging_assets.sandbox import Fault, Sandbox
 from messaging_assets_tests.conftest import (
     API_KEY,
     Warehouse,
+    both_destinations,
     failure_text,
     materialize_cli,
     metadata_of,
@@ -40,12 +42,12 @@ def pages_asked(api: Sandbox, endpoint: str) -> list[tuple[str | None, str | Non
 # Paging
 
 
-def test_phone_book_is_read_page_by_page_until_a_short_page(run, duckdb_path, monkeypatch):
+@both_destinations
+def test_phone_book_is_read_page_by_page_until_a_short_page(run, warehouse: Warehouse, monkeypatch):
     with provider(monkeypatch, phones=7001) as api:
         result = run("phones")
 
     assert pages_asked(api, "phones") == [("0", "3000"), ("1", "3000"), ("2", "3000")]
-    warehouse = Warehouse(duckdb_path)
     assert warehouse.scalar(CURRENT.format("phones")) == 7001
     assert warehouse.scalar("SELECT count(DISTINCT phone_number) FROM messaging.phones") == 7001
     assert metadata_of(result, "phones")["dagster/row_count"] == 7001
@@ -110,6 +112,7 @@ def test_a_missing_envelope_names_the_selector_and_shape_settings(run, monkeypat
 # Keys
 
 
+@both_destinations
 def test_list_whose_records_lack_the_key_keeps_its_history_by_content(
     sandbox: Sandbox, run, warehouse: Warehouse, monkeypatch, caplog
 ):
@@ -148,6 +151,7 @@ def test_changing_a_lists_key_on_an_existing_table_keeps_loading(
 # Guards before damage: each run through the CLI with a Dagster home of its own
 
 
+@both_destinations
 def test_a_list_that_would_retire_most_rows_is_refused_and_retires_nothing(
     sandbox: Sandbox, warehouse: Warehouse
 ):
@@ -184,6 +188,7 @@ def test_duplicate_keys_in_a_page_fail_before_anything_changes(
     assert warehouse.rows("SELECT * FROM messaging.phones ORDER BY ALL") == before
 
 
+@both_destinations
 def test_a_shrink_accepted_in_the_run_config_retires_the_rows(
     sandbox: Sandbox, run, warehouse: Warehouse
 ):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from messaging_assets.dev import ProcessStat, descendants, running
 from messaging_assets_tests.conftest import REPO_ROOT, free_port
 
 STARTUP_TIMEOUT = 120
@@ -31,28 +32,6 @@ def answers(url: str) -> bool:
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stat_of(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process, None once it is gone. A zombie has finished running."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-    return None if state == "Z" else (state, int(ppid))
-
-
-def descendants(pid: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := stat_of(int(entry.name))) is not None:
-            parents[int(entry.name)] = stat[1]
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found |= frontier
-    return found
 
 
 @pytest.mark.parametrize(
@@ -76,7 +55,7 @@ def test_make_dev_stops_every_process_it_started_within_seconds(
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )  # fmt: skip
-    started: set[int] = set()
+    started: dict[int, ProcessStat] = {}
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not (
@@ -91,16 +70,17 @@ def test_make_dev_stops_every_process_it_started_within_seconds(
         send_signal(make)
 
         deadline = time.monotonic() + STOP_TIMEOUT
-        while make.poll() is None or any(stat_of(pid) for pid in started):
+        while make.poll() is None or running(started):
             assert time.monotonic() < deadline, (
                 f"still running {STOP_TIMEOUT} s after the signal: "
-                f"{sorted(pid for pid in started if stat_of(pid))}\n{log_path.read_text()[-3000:]}"
+                f"{sorted(running(started))}\n{log_path.read_text()[-3000:]}"
             )
             time.sleep(0.1)
         assert not listening(ui_port)
         assert not listening(sandbox_port)
     finally:
-        for pid in {make.pid, *started}:
-            if stat_of(pid):
-                os.kill(pid, signal.SIGKILL)
+        for pid in running(started):
+            os.kill(pid, signal.SIGKILL)
+        if make.poll() is None:
+            make.kill()
         make.wait()

@@ -6,13 +6,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.config import PoolGranularity
 
 from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.warehouse import WRITER_POOL
-from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_command
+from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_command, step_window
 
 
 def test_every_step_that_opens_duckdb_is_in_the_pool():
@@ -60,16 +60,3 @@ def test_two_runs_launched_together_both_succeed_one_after_the_other(
     windows = sorted(step_window(persistent_instance, run.run_id) for run in runs)
     assert windows[0][1] <= windows[1][0], "the two loads overlapped"
     assert Warehouse(duckdb_path).scalar("SELECT count(*) FROM messaging.contacts") == 120
-
-
-def step_window(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
-    """When the run's load step started and finished."""
-    records = instance.get_records_for_run(
-        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
-    ).records
-    times = {
-        r.event_log_entry.dagster_event.event_type: r.timestamp
-        for r in records
-        if r.event_log_entry.step_key == "messaging_reference"
-    }
-    return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]

@@ -26,6 +26,7 @@ from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
     Warehouse,
+    both_destinations,
     failure_text,
     materialize_command,
     metadata_of,
@@ -54,6 +55,7 @@ def test_send_accepted_without_a_body_is_stored_with_a_note_and_never_looked_up(
     assert metadata_of(result, "sms")["sent"] == 1
 
 
+@both_destinations
 def test_send_whose_answer_cannot_be_read_is_stored_not_sent_again(
     sandbox: Sandbox, run, warehouse
 ):

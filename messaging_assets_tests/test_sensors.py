@@ -22,7 +22,7 @@ from messaging_assets.jobs import message_status_job
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.sensors import pending_status_sensor, sms_sent_sensor
 from messaging_assets.warehouse import WRITER_POOL
-from messaging_assets_tests.conftest import run_config
+from messaging_assets_tests.conftest import both_destinations, run_config
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
@@ -46,6 +46,7 @@ def test_status_sensors_run_by_default():
     assert pending_status_sensor.job_name == sms_sent_sensor.job_name == message_status_job.name
 
 
+@both_destinations
 def test_pending_sensor_requests_a_status_run_for_a_send_not_yet_looked_up(
     sandbox: Sandbox, run, instance
 ):
@@ -80,6 +81,7 @@ def test_status_run_the_sensor_requests_looks_up_exactly_the_due_messages(
     assert result.success
 
 
+@both_destinations
 def test_pending_sensor_skips_when_every_status_is_final(sandbox: Sandbox, run, instance):
     run("messages", config=run_config(request_ids=sandbox.add_messages(2, final=True)))
 

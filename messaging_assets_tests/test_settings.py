@@ -74,6 +74,18 @@ RUN_SETTINGS = [
     ("phones", "SOURCES__MESSAGING__PHONES__PAGE_SIZE", "lots", "='lots': expected a whole number"),
     ("phones", "SOURCES__MESSAGING__PHONES__PAGE_SIZE", "0", "=0: expected a number of records of"),
     ("contacts", "SOURCES__MESSAGING__CONTACTS__DATA_SELECTOR", "$..x", "='$..x': `$..x` is not"),
+    (
+        "phones",
+        "SOURCES__MESSAGING__PHONES__PAGINATOR",
+        "{page",
+        "='{page': expected a dlt rest_api",
+    ),
+    (
+        "phones",
+        "SOURCES__MESSAGING__PHONES__PAGINATOR",
+        "pages",
+        "='pages': expected a dlt rest_api",
+    ),
     ("messages", "EXTRACT__WORKERS", "0", "=0: expected 1 or more look-ups in flight"),
 ]
 

@@ -1,4 +1,5 @@
-"""A warehouse an earlier version loaded keeps working after the upgrade, and loses no value."""
+"""A warehouse an earlier version loaded keeps working after the upgrade, and loses no value, on
+DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import dlt
 import pytest
 
 from messaging_assets import columns
+from messaging_assets.pipeline import messaging_pipeline
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import Warehouse, metadata_of, run_config
+from messaging_assets_tests.conftest import (
+    Destination,
+    Warehouse,
+    both_destinations,
+    metadata_of,
+    run_config,
+)
 
 DECIMAL = {"data_type": "decimal", "precision": 18, "scale": 6}
 BIGINT = {"data_type": "bigint"}
@@ -20,15 +28,10 @@ SEND = {"to": "+4915112345678", "from": "ACME", "message": "hello"}
 
 
 @pytest.fixture
-def earlier_version(duckdb_path: Path, tmp_path: Path) -> None:
-    """The tables as the earlier version loaded them through dlt: priceEffective typed as a
-    price, errorCode as a number, sms keyed by requestId."""
-    pipeline = dlt.pipeline(
-        "messaging",
-        destination=dlt.destinations.duckdb(str(duckdb_path)),
-        dataset_name="messaging",
-        pipelines_dir=str(tmp_path / "earlier"),
-    )
+def earlier_version(destination: Destination, tmp_path: Path) -> None:
+    """The tables as the earlier version loaded them through dlt, into the test's destination:
+    priceEffective typed as a price, errorCode as a number, sms keyed by requestId."""
+    pipeline = messaging_pipeline(tmp_path / "earlier")
     message = {
         "requestId": "old-1",
         "status": "UNDELIVERABLE",
@@ -55,6 +58,7 @@ def earlier_version(duckdb_path: Path, tmp_path: Path) -> None:
     pipeline.run([messages, sms])
 
 
+@both_destinations
 def test_tables_of_an_earlier_version_are_upgraded_without_losing_a_value(
     earlier_version, sandbox: Sandbox, run, warehouse: Warehouse
 ):
@@ -82,6 +86,7 @@ def test_tables_of_an_earlier_version_are_upgraded_without_losing_a_value(
     assert "messages.price_effective (a price before) kept as" in upgraded
 
 
+@both_destinations
 def test_sends_of_an_earlier_version_keep_their_rows_and_new_ones_need_no_request_id(
     earlier_version, run, warehouse: Warehouse, monkeypatch
 ):

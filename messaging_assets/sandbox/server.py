@@ -27,28 +27,38 @@ from urllib.parse import parse_qsl, unquote
 
 from . import data
 
-ENDPOINTS = ("sms", "messages", "contacts", "phones", "registrations")
-# The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
-LIST_ENDPOINTS = frozenset({"contacts", "phones", "registrations"})
-
 Shape = Literal["data", "provider"]
 SendAnswer = Literal["object", "empty_201"]
 SHAPES: tuple[Shape, ...] = ("data", "provider")
 SEND_ANSWERS: tuple[SendAnswer, ...] = ("object", "empty_201")
 # The neutral shape names the key header api_key, the provider's published contract apikey.
 DEFAULT_KEY_HEADERS: dict[Shape, str] = {"data": "api_key", "provider": "apikey"}
-# In the provider's shape a list answer is an array of envelopes, each holding its records here.
-LIST_KEYS = {
-    "contacts": "contacts",
-    "phones": "provisioningRequests",
-    "registrations": "provisioningRequests",
+
+
+@dataclass(frozen=True)
+class ListEndpoint:
+    """A full list the sandbox serves: where, and how its records are wrapped and keyed."""
+
+    path: str
+    # In the provider's shape a list answer is an array of envelopes holding the records here.
+    envelope: str
+    # The field that identifies a record (MISSING_KEY and DUPLICATE_KEY spoil it).
+    key: str
+    # Paged by `page` and `size` in the provider's shape.
+    paged: bool = False
+
+
+LISTS = {
+    "contacts": ListEndpoint("/byon/contacts/v1", "contacts", "contactId"),
+    "phones": ListEndpoint(
+        "/byon/phonebook/v1/numbers", "provisioningRequests", "phoneNumber", paged=True
+    ),
+    "registrations": ListEndpoint("/byon/provisioning/v1", "provisioningRequests", "requestId"),
 }
-RECORD_KEYS = {
-    "sms": "requestId",
-    "messages": "requestId",
-    "contacts": "contactId",
-    "phones": "phoneNumber",
-    "registrations": "requestId",
+ENDPOINTS = ("sms", "messages", *LISTS)
+# The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
+RECORD_KEYS = {"sms": "requestId", "messages": "requestId"} | {
+    name: endpoint.key for name, endpoint in LISTS.items()
 }
 # The phone book's page size limit in the provider's contract; it is also the default size.
 PAGE_SIZE_LIMIT = 3000
@@ -57,11 +67,8 @@ SEND_ANSWER_FIELDS = ("requestId", "status", "to", "from", "reference", "submitD
 # A requestId that walks out of the messages path into a billed send if put into a URL path.
 HOSTILE_REQUEST_ID = "../sms?to=%2B4915112345678&from=EVIL&message=billed"
 
-_LIST_PATHS = {
-    "/messaging/v1/sms": "sms",
-    "/byon/contacts/v1": "contacts",
-    "/byon/phonebook/v1/numbers": "phones",
-    "/byon/provisioning/v1": "registrations",
+_LIST_PATHS = {"/messaging/v1/sms": "sms"} | {
+    endpoint.path: name for name, endpoint in LISTS.items()
 }
 _MESSAGES_PATH = "/messaging/v1/messages"
 _BYON_PREFIX = "/byon/"
@@ -116,7 +123,7 @@ _FAILURES = frozenset(
     }
 )
 _FAULT_ENDPOINTS = {
-    Fault.DUPLICATE_KEY: LIST_ENDPOINTS,
+    Fault.DUPLICATE_KEY: frozenset(LISTS),
     Fault.HOSTILE_REQUEST_ID: frozenset({"sms"}),
     Fault.ODD_VALUE: frozenset({"messages"}),
 }
@@ -326,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None:
             byon = path.startswith(_BYON_PREFIX)
             return self._respond(sandbox._error(byon, 404, "No such resource"))
-        byon = endpoint in LIST_ENDPOINTS
+        byon = endpoint in LISTS
         if self.command != "GET":
             self.close_connection = True
             allow = (("Allow", "GET"),)
@@ -642,7 +649,7 @@ class Sandbox:
     ) -> _Answer:
         """What the endpoint answers when nothing is wrong."""
         if not self._authorized(supplied_key):
-            return self._error(endpoint in LIST_ENDPOINTS, 401, "Invalid or missing API key")
+            return self._error(endpoint in LISTS, 401, "Invalid or missing API key")
         if endpoint == "sms":
             return self._send_answer(query)
         if endpoint == "messages":
@@ -676,7 +683,7 @@ class Sandbox:
             if not total:
                 return _Answer(204)
             start, stop = 0, total
-            if endpoint == "phones":
+            if LISTS[endpoint].paged:
                 page = _count(params, "page", 0)
                 size = _count(params, "size", PAGE_SIZE_LIMIT)
                 if page is None or size is None or not 1 <= size <= PAGE_SIZE_LIMIT:
@@ -688,7 +695,7 @@ class Sandbox:
             # except the single envelope of a page past the end.
             count = max(1, min(self.envelopes, stop - start))
             bounds = [start + (stop - start) * k // count for k in range(count + 1)]
-            opening = b'{"' + LIST_KEYS[endpoint].encode() + b'":['
+            opening = b'{"' + LISTS[endpoint].envelope.encode() + b'":['
             body: list[bytes | memoryview] = [b"["]
             for k in range(count):
                 lo, hi = bounds[k], bounds[k + 1]
@@ -706,8 +713,8 @@ class Sandbox:
         if fault is Fault.MALFORMED_JSON:
             return dataclasses.replace(answer, body=(text[: len(text) // 2],))
         payload = json.loads(text)
-        is_list = endpoint in LIST_ENDPOINTS
-        list_key = LIST_KEYS.get(endpoint, "")
+        is_list = endpoint in LISTS
+        list_key = LISTS[endpoint].envelope if is_list else ""
         # The answer's records in order: the neutral shape's "data", all envelopes' lists
         # concatenated, or the object at the root.
         inner = payload if self._provider else payload["data"]

@@ -1,9 +1,10 @@
-"""`messaging/delivery_summary` against messages looked up from the sandbox into a real DuckDB file.
+"""`messaging/delivery_summary` against messages looked up from the sandbox into a real DuckDB file,
+and, for the tests marked so, into PostgreSQL.
 
 Expected values come from what the sandbox says about each message (`sandbox.message(id)`), not
 from the SQL under test. Where the sandbox cannot produce bad data (a message done before it was
-submitted, a rate above 1, a second currency, an emptied table), a test writes it into DuckDB by
-hand and says so in its docstring.
+submitted, a rate above 1, a second currency, an emptied table), a test writes it into the
+warehouse by hand and says so in its docstring.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from dagster import (
     AssetCheckKey,
@@ -35,7 +34,13 @@ from messaging_assets.delivery_summary import (
     no_negative_durations,
 )
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import Warehouse, metadata_of, run_config
+from messaging_assets_tests.conftest import (
+    Destination,
+    Warehouse,
+    both_destinations,
+    metadata_of,
+    run_config,
+)
 
 SUMMARY = AssetKey(["messaging", "delivery_summary"])
 MESSAGES = AssetKey(["messaging", "messages"])
@@ -54,7 +59,7 @@ COLUMNS = [
 
 
 @pytest.fixture
-def summarize(sandbox: Sandbox, duckdb_path: Path, instance: DagsterInstance):
+def summarize(sandbox: Sandbox, destination: Destination, instance: DagsterInstance):
     """Materializes assets with their checks (conftest's `run` passes assets only)."""
 
     def _run(
@@ -129,11 +134,7 @@ def load_final_messages(sandbox: Sandbox, summarize, n: int = 40) -> list[dict[s
     return [sandbox.message(request_id) for request_id in ids]
 
 
-def write(path: Path, sql: str) -> None:
-    with duckdb.connect(str(path)) as con:
-        con.execute(sql)
-
-
+@both_destinations
 def test_first_run_before_any_message_table_gives_an_empty_summary_with_zeros(
     summarize, warehouse: Warehouse
 ):
@@ -152,12 +153,14 @@ def test_first_run_before_any_message_table_gives_an_empty_summary_with_zeros(
     assert "no messages yet" in metadata["last_7_days"]
 
 
+@both_destinations
 def test_emptied_message_tables_give_an_empty_summary_with_zeros(
-    sandbox: Sandbox, summarize, duckdb_path: Path, warehouse: Warehouse
+    sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
     """The tables exist but hold no rows: emptied by hand, as the sandbox never shrinks them."""
     load_final_messages(sandbox, summarize, n=3)
-    write(duckdb_path, "DELETE FROM messaging.messages__parts; DELETE FROM messaging.messages")
+    warehouse.execute("DELETE FROM messaging.messages__parts")
+    warehouse.execute("DELETE FROM messaging.messages")
 
     result = summarize(SUMMARY)
 
@@ -171,6 +174,7 @@ def test_emptied_message_tables_give_an_empty_summary_with_zeros(
     }
 
 
+@both_destinations
 def test_counts_and_parts_per_utc_day_status_and_network_match_the_sandbox(
     sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
@@ -202,14 +206,12 @@ def test_cost_is_the_sum_of_part_prices_per_currency(
     }
 
 
-def test_a_second_currency_is_summed_apart(
-    sandbox: Sandbox, summarize, duckdb_path: Path, warehouse: Warehouse
-):
+@both_destinations
+def test_a_second_currency_is_summed_apart(sandbox: Sandbox, summarize, warehouse: Warehouse):
     """The sandbox bills in EUR only: one message's parts are switched to USD by hand."""
     records = load_final_messages(sandbox, summarize, n=10)
     usd = records[0]
-    write(
-        duckdb_path,
+    warehouse.execute(
         f"""UPDATE messaging.messages__parts SET currency = 'USD' WHERE _dlt_parent_id =
             (SELECT _dlt_id FROM messaging.messages WHERE request_id = '{usd["requestId"]}')""",
     )
@@ -225,6 +227,7 @@ def test_a_second_currency_is_summed_apart(
     assert summary_rows(warehouse)[group]["cost"]["USD"] == usd_cost
 
 
+@both_destinations
 def test_median_and_p95_are_seconds_from_submit_to_done(
     sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
@@ -240,6 +243,7 @@ def test_median_and_p95_are_seconds_from_submit_to_done(
         assert row["min_seconds_to_final"] == min(durations[group])
 
 
+@both_destinations
 def test_delivery_rate_is_delivered_over_final_per_day_and_network(
     sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
@@ -256,6 +260,7 @@ def test_delivery_rate_is_delivered_over_final_per_day_and_network(
         assert row["delivery_rate"] == pytest.approx(delivered[network] / final[network])
 
 
+@both_destinations
 def test_pending_messages_are_counted_and_have_no_rate_or_duration(
     sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
@@ -314,6 +319,7 @@ def test_metadata_has_numbers_to_plot_a_markdown_table_row_count_and_schema(
         assert f"| {day} | {status} | {count} |" in table
 
 
+@both_destinations
 def test_rerun_replaces_the_summary_instead_of_appending(
     sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
@@ -335,13 +341,13 @@ def test_checks_pass_on_sandbox_data(sandbox: Sandbox, summarize):
     }
 
 
+@both_destinations
 def test_message_done_before_it_was_submitted_fails_the_duration_check(
-    sandbox: Sandbox, summarize, duckdb_path: Path
+    sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
     """The sandbox never answers doneDate < submitDate: one stored message is set so by hand."""
     (bad, *_) = load_final_messages(sandbox, summarize, n=5)
-    write(
-        duckdb_path,
+    warehouse.execute(
         f"""UPDATE messaging.messages SET done_date = submit_date - INTERVAL 1 HOUR
             WHERE request_id = '{bad["requestId"]}'""",
     )
@@ -354,13 +360,14 @@ def test_message_done_before_it_was_submitted_fails_the_duration_check(
     }
 
 
+@both_destinations
 def test_delivery_rate_outside_zero_to_one_fails_the_rate_check(
-    sandbox: Sandbox, summarize, duckdb_path: Path
+    sandbox: Sandbox, summarize, warehouse: Warehouse
 ):
     """The SQL cannot produce a rate above 1 (DELIVERED is final): a summary row is set to 1.5
     by hand, and the check alone is run against it."""
     load_final_messages(sandbox, summarize, n=5)
-    write(duckdb_path, "UPDATE messaging.delivery_summary SET delivery_rate = 1.5")
+    warehouse.execute("UPDATE messaging.delivery_summary SET delivery_rate = 1.5")
 
     result = summarize(selection=AssetSelection.checks(delivery_rate_is_a_share))
 

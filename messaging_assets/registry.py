@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from dagster import AssetKey
 
@@ -60,6 +60,20 @@ class Resource:
     @property
     def asset_key(self) -> AssetKey:
         return AssetKey([GROUP, self.name])
+
+    def merge_hints(self) -> dict[str, Any]:
+        """dlt.resource's arguments for a resource merged on its key."""
+        return {
+            "name": self.name,
+            "primary_key": self.key,
+            "write_disposition": "merge",
+            # DuckDB's default (insert_values) is several times slower and hungrier.
+            "file_format": "parquet",
+            "columns": columns.named(self.columns, self.key),
+            "nested_hints": {
+                field: {"columns": columns.named(hints)} for field, hints in self.nested.items()
+            },
+        }
 
 
 ENVELOPE = {"data": "data"}

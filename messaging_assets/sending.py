@@ -20,7 +20,6 @@ from dlt.extract.resource import DltResource
 from requests import Response
 from requests.exceptions import RequestException
 
-from messaging_assets import columns
 from messaging_assets.api import Api
 from messaging_assets.journal import ACCEPTED, UNKNOWN, Journal, as_stored
 from messaging_assets.registry import SEND
@@ -135,11 +134,4 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
                 )
         yield [as_stored(entry) for entry in unstored]
 
-    return dlt.resource(
-        sms,
-        name=SEND.name,
-        primary_key=SEND.key,
-        write_disposition="merge",
-        file_format="parquet",
-        columns=columns.named(SEND.columns, SEND.key),
-    )()
+    return dlt.resource(sms, **SEND.merge_hints())()

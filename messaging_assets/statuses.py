@@ -23,7 +23,7 @@ from urllib.parse import quote
 import dlt
 from dlt.extract.resource import DltResource
 
-from messaging_assets import columns, sql
+from messaging_assets import sql
 from messaging_assets.api import Api
 from messaging_assets.registry import STATUS
 from messaging_assets.settings import lookup_settings
@@ -184,15 +184,4 @@ def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) ->
             while batch := list(islice(statuses, BATCH)):
                 yield batch
 
-    return dlt.resource(
-        messages,
-        name=STATUS.name,
-        primary_key=STATUS.key,
-        write_disposition="merge",
-        # DuckDB's default (insert_values) is several times slower and hungrier.
-        file_format="parquet",
-        columns=columns.named(STATUS.columns, STATUS.key),
-        nested_hints={
-            field: {"columns": columns.named(hints)} for field, hints in STATUS.nested.items()
-        },
-    )()
+    return dlt.resource(messages, **STATUS.merge_hints())()

@@ -103,21 +103,6 @@ CONTACT: Schema = {
     "additionalProperties": False,
 }
 
-# The phone book reuses the provisioning schema, with the phone-number schema's two fields.
-PHONE: Schema = {
-    "type": "object",
-    "properties": {
-        "accountId": TEXT,
-        "contactId": TEXT,
-        "friendlyName": TEXT,
-        "requestId": TEXT,
-        "status": TEXT,
-        "phoneNumber": TEXT,
-        "country": TEXT,
-    },
-    "additionalProperties": False,
-}
-
 REGISTRATION: Schema = {
     "type": "object",
     "properties": {
@@ -128,6 +113,12 @@ REGISTRATION: Schema = {
         "status": TEXT,
     },
     "additionalProperties": False,
+}
+
+# The phone book reuses the provisioning schema, with the phone-number schema's two fields.
+PHONE: Schema = {
+    **REGISTRATION,
+    "properties": {**REGISTRATION["properties"], "phoneNumber": TEXT, "country": TEXT},
 }
 
 

@@ -44,6 +44,10 @@ def test_dagster_yaml_limits_pools_to_one_slot_per_step_and_frees_dead_runs_slot
 def test_two_runs_launched_together_both_succeed_one_after_the_other(
     sandbox: Sandbox, duckdb_path: Path, dagster_home: Path, persistent_instance: DagsterInstance
 ):
+    # The pool as it is once any run has used it. Two processes that use a pool for the very first
+    # time at the same moment can each create a slot in SQLite storage (Dagster counts the slots,
+    # then inserts, outside one transaction); the lock file next to DuckDB still orders them.
+    persistent_instance.event_log_storage.set_concurrency_slots(WRITER_POOL, 1)
     command = materialize_command("messaging/contacts")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     launched = [

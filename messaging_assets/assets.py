@@ -4,12 +4,15 @@ landed) and each takes its own launchpad config. Naming and policy are in the tr
 run builds its source from the settings and its run config.
 """
 
+import tempfile
+from pathlib import Path
+
 import dlt
 from dagster import AssetExecutionContext, Config
 from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field
 
-from messaging_assets.pipeline import messaging_pipeline, pipelines_dir
+from messaging_assets.pipeline import messaging_pipeline
 from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
 from messaging_assets.sending import SendRequest, reference_for
 from messaging_assets.source import RunOptions, definition_source, messaging_source
@@ -19,7 +22,11 @@ from messaging_assets.warehouse import WRITER_POOL
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [resource.name for resource in LISTS]
 # The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
-DEFINITION_PIPELINE = messaging_pipeline(pipelines_dir() / "definitions")
+# Its working directory is this process's own, removed when it exits: dlt creates a pipeline's
+# directory wherever it finds no state, and two processes loading the definitions at the same
+# moment (two CLI runs) would otherwise both create the same one, and one would fail.
+DEFINITION_DIRECTORY = tempfile.TemporaryDirectory(prefix="messaging-assets-definitions-")
+DEFINITION_PIPELINE = messaging_pipeline(Path(DEFINITION_DIRECTORY.name))
 
 
 class SendConfig(Config):

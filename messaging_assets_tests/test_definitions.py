@@ -49,6 +49,21 @@ def test_definitions_validate_with_the_dagster_cli():
     assert completed.returncode == 0, completed.stderr
 
 
+def test_loading_the_definitions_writes_nothing_where_runs_keep_their_files(tmp_path: Path):
+    pipelines = tmp_path / "pipelines"
+    completed = subprocess.run(
+        [sys.executable, "-c", "import messaging_assets.definitions"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PIPELINES_DIR": str(pipelines)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert not pipelines.exists()
+
+
 def dg(*args: str) -> subprocess.CompletedProcess:
     """`dg` as a user runs it: from the repo root, in the project's activated virtual environment
     (the one running these tests)."""

@@ -48,6 +48,7 @@ class ListEndpoint:
     paged: bool = False
 
 
+# The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
 LISTS = {
     "contacts": ListEndpoint("/byon/contacts/v1", "contacts", "contactId"),
     "phones": ListEndpoint(
@@ -56,7 +57,6 @@ LISTS = {
     "registrations": ListEndpoint("/byon/provisioning/v1", "provisioningRequests", "requestId"),
 }
 ENDPOINTS = ("sms", "messages", *LISTS)
-# The lists are the BYON endpoints; the provider answers their errors unlike the SMS endpoints'.
 RECORD_KEYS = {"sms": "requestId", "messages": "requestId"} | {
     name: endpoint.key for name, endpoint in LISTS.items()
 }

@@ -62,7 +62,8 @@ def dagster_database(destination: Destination, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def postgres_home(tmp_path: Path, dagster_database: str) -> Path:
-    """A DAGSTER_HOME holding instance/dagster-postgres.yaml, as the README sets it up."""
+    """A DAGSTER_HOME holding instance/dagster-postgres.yaml, as
+    docs/outgrowing-one-machine.md sets it up."""
     return make_dagster_home(tmp_path, "dagster-postgres.yaml")
 
 

@@ -76,6 +76,8 @@ class Columns:
         self.naming = schema.naming
         self._types: dict[str, dict[str, str]] = {}
         self._declared: dict[str, set[str]] = {}
+        # Field paths to column names: the same few fields come in every record.
+        self._columns: dict[tuple[str, ...], str] = {}
         for table, hints in (declared or {}).items():
             known = self._types.setdefault(table, {})
             for name, hint in hints.items():
@@ -89,7 +91,11 @@ class Columns:
 
     def column(self, *path: str) -> str:
         """The column a field (a path of names, for fields inside objects) is stored in."""
-        return "__".join(self.naming.normalize_identifier(name) for name in path)
+        column = self._columns.get(path)
+        if column is None:
+            column = "__".join(self.naming.normalize_identifier(name) for name in path)
+            self._columns[path] = column
+        return column
 
     def type_of(self, table: str, column: str) -> str | None:
         return self._types.get(table, {}).get(column)

@@ -2,7 +2,6 @@
 same run as their asset, after it; their step is in the writers' pool, so no other run writes
 meanwhile."""
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
@@ -16,7 +15,7 @@ from dagster import (
 )
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from messaging_assets import sql
+from messaging_assets import sql, type_changes
 from messaging_assets.automation import AUTOMATION
 from messaging_assets.polling import pending_messages
 from messaging_assets.registry import BY_NAME, FINAL_STATUSES, PENDING_STATUSES, RESOURCES, Resource
@@ -25,11 +24,9 @@ from messaging_assets.warehouse import WRITER_POOL, Connection, connect, one_wri
 
 SAMPLE = 5
 NAMING = NamingConvention()
-# dlt keeps a value that does not fit its column's type in a column named `<column>__v_<type>`.
-VARIANT = re.compile(r"^(?P<column>.+)__v_(?P<type>[a-z0-9_]+)$")
 
 PRIMARY_KEY = "primary_key_unique_not_null"
-VALUES_FIT = "values_fit_declared_types"
+VALUES_KEEP_TYPES = "values_keep_their_types"
 STATUS_KNOWN = "status_known"
 FINAL_WITHIN_VALIDITY = "final_within_validity"
 
@@ -42,10 +39,12 @@ def _specs(resource: Resource) -> Iterator[AssetCheckSpec]:
         description=f"The primary key is unique and never null{history}.",
     )
     yield AssetCheckSpec(
-        VALUES_FIT,
+        VALUES_KEEP_TYPES,
         asset=resource.asset_key,
-        description="Every value fits its column's declared type: one that did not is kept "
-        "aside in a `<column>__v_<type>` column, and this check names it.",
+        description="Every field keeps its type and shape in current rows. A value of another "
+        "type is kept beside its column in `<column>__v_<type>`, an object where a scalar was in "
+        "`<column>__<field>` columns, a list in a child table: this check names the table, the "
+        "field and the change (a warning where an undeclared field changed shape throughout).",
     )
     if resource.kind == "status":
         yield AssetCheckSpec(
@@ -108,30 +107,22 @@ def check_primary_key(warehouse: Connection, resource: Resource) -> AssetCheckRe
     )
 
 
-def check_values_fit(warehouse: Connection, resource: Resource) -> AssetCheckResult:
-    tables = [resource.name, *(f"{resource.name}__{field}" for field in resource.nested)]
+def check_values_keep_their_types(warehouse: Connection, resource: Resource) -> AssetCheckResult:
     key = NAMING.normalize_identifier(resource_settings(resource.name).primary_key or resource.key)
-    misfits = []
-    for table, columns in warehouse.columns(tables).items():
-        for column in sorted(columns):
-            variant = VARIANT.match(column)
-            if not variant:
-                continue
-            sample_key = key if key in columns else "_dlt_id"
-            rows = warehouse.rows(
-                f"SELECT {sample_key} FROM {warehouse.table(table)} WHERE {column} IS NOT NULL "
-                f"ORDER BY 1 LIMIT {SAMPLE}"
-            )
-            if rows:
-                misfits.append(
-                    f"{table}.{variant['column']} received {variant['type']} values (kept in "
-                    f"{column}), e.g. {sample_key} {', '.join(str(row[0]) for row in rows)}"
-                )
+    declared = {
+        table: {NAMING.normalize_path(name) for name in hints}
+        for table, hints in resource.tables().items()
+    }
+    found = type_changes.findings(warehouse, resource.name, key, declared)
     return _result(
-        AssetCheckKey(resource.asset_key, VALUES_FIT),
-        not misfits,
-        misfits=len(misfits),
-        details="; ".join(misfits),
+        AssetCheckKey(resource.asset_key, VALUES_KEEP_TYPES),
+        not found,
+        AssetCheckSeverity.ERROR
+        if any(finding.error for finding in found)
+        else AssetCheckSeverity.WARN,
+        "; ".join(finding.text for finding in found) or None,
+        changed_fields=len(found),
+        details="; ".join(finding.text for finding in found),
     )
 
 
@@ -168,7 +159,7 @@ def check_final_within_validity(warehouse: Connection, resource: Resource) -> As
 
 CHECKS: dict[str, Callable[[Connection, Resource], AssetCheckResult]] = {
     PRIMARY_KEY: check_primary_key,
-    VALUES_FIT: check_values_fit,
+    VALUES_KEEP_TYPES: check_values_keep_their_types,
     STATUS_KNOWN: check_status_known,
     FINAL_WITHIN_VALIDITY: check_final_within_validity,
 }

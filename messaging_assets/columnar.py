@@ -17,15 +17,19 @@ which writes columns as they are. What the dict path does per record is done per
 
 A page the arrow path would store differently from the dict path is parsed into dicts instead
 (`lists.py`): lists inside records (child tables there), values of more than one JSON type in a
-field, numbers beyond 2**53, a value not of its declared type, or an undeclared field whose values
-dlt would detect as timestamps.
+field, numbers beyond 2**53, a value not of its declared type, a field whose type is not its
+stored column's (`variants.py` keeps such values beside the column), or an undeclared field whose
+values dlt would detect as timestamps. Those pages carry row versions computed the same way
+(`stamp_versions`), so a row whose values did not change keeps its version whichever path its
+page took.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import dlt
 import duckdb
@@ -38,14 +42,13 @@ from dlt.common.schema.typing import DEFAULT_VALIDITY_COLUMN_NAMES, DLT_NAME_PRE
 from messaging_assets import columns
 from messaging_assets.columns import Hint
 from messaging_assets.responses import WILDCARD
+from messaging_assets.variants import EXACT_LIMIT, NUMBERS, Columns, json_type
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _HASH_BATCH = 25_000  # rows
 _BOM = codecs.BOM_UTF8
 # The answer is read as the value of this key, so that an array at the root reads like an object.
 _ROOT = "$"
-# Doubles hold integers exactly up to here; pyarrow reads larger JSON integers as doubles.
-_EXACT_LIMIT = 2**53
 
 
 class NotColumnar(ValueError):
@@ -90,8 +93,28 @@ def _flattened(page: pa.Table) -> pa.Table:
     return page
 
 
+_DLT_TYPES = {
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.bool_(): "bool",
+    pa.string(): "text",
+    TIMESTAMP: "timestamp",
+}
+
+
+def _as_stored(name: str, array: pa.ChunkedArray, stored: str) -> pa.ChunkedArray:
+    """An undeclared field's values in its stored column's type, where that changes no value."""
+    kind = _DLT_TYPES.get(array.type)
+    if kind == stored:
+        return array
+    if kind == "bigint" and stored == "double" and pc.max(pc.abs(array)).as_py() <= EXACT_LIMIT:
+        # As the row version of a double: 10 is hashed as the 10.0 stored before.
+        return pc.cast(array, pa.float64())
+    raise NotColumnar(f"{name} arrives as {kind or array.type} where its column is {stored}")
+
+
 def _columnar(
-    page: pa.Table, hints: Mapping[str, Hint]
+    page: pa.Table, hints: Mapping[str, Hint], table: str | None, stored: Columns | None
 ) -> tuple[list[pa.Field], list[pa.ChunkedArray]]:
     columns: list[tuple[int, pa.Field, pa.ChunkedArray]] = []
     for field, array in zip(page.schema, page.columns, strict=True):
@@ -103,7 +126,7 @@ def _columnar(
         if pa.types.is_null(field.type):
             continue  # the dict path creates no column for a field that is always null
         first = pc.index(pc.is_valid(array), True).as_py()
-        if pa.types.is_floating(field.type) and pc.max(pc.abs(array)).as_py() >= _EXACT_LIMIT:
+        if pa.types.is_floating(field.type) and pc.max(pc.abs(array)).as_py() >= EXACT_LIMIT:
             raise NotColumnar(f"{name} has numbers beyond 2**53, where doubles lose digits")
         declared = hints.get(name, {}).get("data_type")
         if declared == "timestamp" and field.type != TIMESTAMP:
@@ -123,6 +146,13 @@ def _columnar(
             or (pa.types.is_string(field.type) and is_iso_timestamp(str, array[first].as_py()))
         ):
             raise NotColumnar(f"{name} holds timestamps but is not declared as such")
+        elif declared is None and stored is not None and table is not None:
+            column = stored.naming.normalize_path(name)
+            known = stored.type_of(table, column)
+            if known is None:
+                stored.learn(table, column, _DLT_TYPES.get(array.type, "text"))
+            else:
+                array = _as_stored(name, array, known)
         # Nullable as the resource's hints say every column is (lists.py checks the keys).
         columns.append((first, pa.field(name, array.type), array))
     # The dict path orders new columns by the first record that has a value for them.
@@ -130,10 +160,17 @@ def _columnar(
     return [field for _, field, _ in columns], [array for *_, array in columns]
 
 
-def read_page(content: bytes, steps: Sequence[str], hints: Mapping[str, Hint]) -> pa.Table | None:
+def read_page(
+    content: bytes,
+    steps: Sequence[str],
+    hints: Mapping[str, Hint],
+    table: str | None = None,
+    stored: Columns | None = None,
+) -> pa.Table | None:
     """The records the selector's `steps` lead to in a JSON answer, typed as the dict path types
     them; None for an empty list, which must stay an empty list: dlt merges no empty page, so
-    retires nothing."""
+    retires nothing. With `stored`, the types `table`'s columns have: an undeclared field of
+    another type makes the page NotColumnar, and a new field's type is learnt."""
     body = b"".join((b'{"', _ROOT.encode(), b'":', content.removeprefix(_BOM), b"}"))
     try:
         document = pa_json.read_json(
@@ -148,7 +185,7 @@ def read_page(content: bytes, steps: Sequence[str], hints: Mapping[str, Hint]) -
     if not len(records):
         return None
     page = _flattened(pa.Table.from_struct_array(records))
-    fields, arrays = _columnar(page, hints)
+    fields, arrays = _columnar(page, hints, table, stored)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -223,3 +260,57 @@ def as_dlt_page(page: pa.Table, hints: Mapping[str, Hint]) -> pa.Table:
             field = pa.field(name, kind)
         table = table.add_column(0, field, array)
     return table
+
+
+def _flat(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A record's fields as the columnar path names them: objects as `parent__child`."""
+    for name, value in record.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{name}__")
+        elif value is not None and not name.startswith(DLT_NAME_PREFIX):
+            yield f"{prefix}{name}", value
+
+
+def _as_array(values: list[Any], column_type: str | None) -> pa.Array:
+    """One field's values (None where absent) typed as the columnar path types that column."""
+    kinds = {json_type(value) for value in values if value is not None}
+    if column_type == "timestamp" and kinds == {"text"}:
+        try:
+            return pc.cast(pa.array(values, pa.string()), TIMESTAMP)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if column_type == "double" and kinds <= NUMBERS:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if column_type == "text" and kinds <= {"text", *NUMBERS}:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    if len(kinds) == 1 and None not in kinds:
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, OverflowError):
+            pass
+    # Lists, decimals and anything else: their JSON text, the same for the same value.
+    return pa.array(
+        [
+            None if v is None else json.dumps(v, sort_keys=True, ensure_ascii=False, default=str)
+            for v in values
+        ],
+        pa.string(),
+    )
+
+
+def stamp_versions(records: list[dict[str, Any]], table: str, columns: Columns) -> None:
+    """Sets each record's `_dlt_id` to its row version as the columnar path computes it."""
+    flat = [dict(_flat(record)) for record in records]
+    names = list(dict.fromkeys(name for row in flat for name in row))
+    if not names:
+        return
+    arrays = [
+        _as_array(
+            [row.get(name) for row in flat],
+            columns.type_of(table, columns.naming.normalize_path(name)),
+        )
+        for name in names
+    ]
+    versions = row_versions(pa.Table.from_arrays(arrays, names=names)).to_pylist()
+    for record, version in zip(records, versions, strict=True):
+        record["_dlt_id"] = version

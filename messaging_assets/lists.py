@@ -30,7 +30,7 @@ from requests import Request, Response
 
 from messaging_assets import columns
 from messaging_assets.api import Api
-from messaging_assets.columnar import NotColumnar, as_dlt_page, read_page
+from messaging_assets.columnar import NotColumnar, as_dlt_page, read_page, stamp_versions
 from messaging_assets.registry import SOURCE, Resource
 from messaging_assets.responses import Answers
 from messaging_assets.settings import (
@@ -39,6 +39,7 @@ from messaging_assets.settings import (
     automation_settings,
     variable,
 )
+from messaging_assets.variants import Columns
 from messaging_assets.warehouse import connect
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResou
         )
         client = RESTClient(api.base_url, auth=api.auth, session=api.session())
         paginator = paginator_for(resource, api.shape, settings)
-        read = _reader(resource, answers)
+        stored = Columns(dlt.current.source_schema(), resource.tables())
+        read = _reader(resource, answers, stored)
         previous = None
         for response, page in _fetch(client, resource.path, paginator, read):
             # A server that ignores the paging parameters would be asked forever.
@@ -207,6 +209,10 @@ def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResou
             guard.see(page)
             if isinstance(page, pa.Table):
                 page = as_dlt_page(page, hints)
+            else:
+                for record in page:
+                    stored.route(record, resource.name)
+                stamp_versions(page, resource.name, stored)
             if first and guard.keyed:
                 page = dlt.mark.with_hints(page, dlt.mark.make_hints(primary_key=key))
             yield page
@@ -218,7 +224,7 @@ def list_resource(api: Api, resource: Resource, accept_shrink: bool) -> DltResou
     )()
 
 
-def _reader(resource: Resource, answers: Answers) -> Any:
+def _reader(resource: Resource, answers: Answers, stored: Columns) -> Any:
     """Reads a page into arrow columns where it can (much faster), else into dicts."""
 
     def read(response: Response) -> Page | None:
@@ -227,7 +233,9 @@ def _reader(resource: Resource, answers: Answers) -> Any:
             return None  # the provider's empty list
         answers.require_json(response)
         try:
-            return read_page(response.content, answers.selector.steps, resource.columns)
+            return read_page(
+                response.content, answers.selector.steps, resource.columns, resource.name, stored
+            )
         except NotColumnar as reason:
             # Not an error, but slower, and the list's row versions change with the path.
             log.warning("messaging/%s: page parsed into dicts: %s", resource.name, reason)

@@ -61,6 +61,13 @@ class Resource:
     def asset_key(self) -> AssetKey:
         return AssetKey([GROUP, self.name])
 
+    def tables(self) -> dict[str, Mapping[str, Hint]]:
+        """The declared column hints of the resource's table and of its child tables."""
+        return {
+            self.name: self.columns,
+            **{f"{self.name}__{field}": hints for field, hints in self.nested.items()},
+        }
+
     def merge_hints(self) -> dict[str, Any]:
         """dlt.resource's arguments for a resource merged on its key."""
         return {

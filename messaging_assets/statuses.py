@@ -27,6 +27,7 @@ from messaging_assets import sql
 from messaging_assets.api import Api
 from messaging_assets.registry import STATUS
 from messaging_assets.settings import lookup_settings
+from messaging_assets.variants import Columns
 from messaging_assets.warehouse import Connection, connect
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) ->
             answers.check(response)
             return stamped(answers.record(response, answers.json(response)), request_id)
 
+        stored = Columns(dlt.current.source_schema(), STATUS.tables())
         with connect(dlt.current.pipeline()) as warehouse:
             known, settled = stored_ids(warehouse)
         candidates = tracked if only else [*known, *tracked]
@@ -182,6 +184,8 @@ def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) ->
         with ThreadPoolExecutor(max_workers=workers) as pool:
             statuses = pool.map(look_up, asked)
             while batch := list(islice(statuses, BATCH)):
+                for record in batch:
+                    stored.route(record, STATUS.name)
                 yield batch
 
     return dlt.resource(messages, **STATUS.merge_hints())()

@@ -62,6 +62,21 @@ class Connection:
     def table(self, name: str) -> str:
         return self.client.make_qualified_table_name(name)
 
+    def column(self, name: str) -> str:
+        """A column's name quoted for SQL: `from` and `to` are columns of messages."""
+        return str(self.client.escape_column_name(name))
+
+    def tables(self) -> list[str]:
+        """The names of the dataset's tables, in order."""
+        return [
+            name
+            for (name,) in self.rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "ORDER BY 1",
+                self.client.dataset_name,
+            )
+        ]
+
     def translated(self, statement: str) -> str:
         """A statement written in DuckDB's dialect, in this destination's."""
         return sql.translate(statement, self.dialect)

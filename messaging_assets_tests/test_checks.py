@@ -45,7 +45,7 @@ def test_only_the_materialized_assets_checks_run(sandbox: Sandbox, run):
 
     assert {(e.asset_key.path[-1], e.check_name) for e in result.get_asset_check_evaluations()} == {
         ("phones", "primary_key_unique_not_null"),
-        ("phones", "values_fit_declared_types"),
+        ("phones", "values_keep_their_types"),
     }
 
 
@@ -84,16 +84,22 @@ def test_value_that_does_not_fit_its_type_is_kept_and_fails_the_values_check(
     result = run("messages", config=run_config(request_ids=[first, second]))
 
     assert warehouse.scalar("SELECT count(*) FROM messaging.messages") == 2
-    evaluation = check(result, "messages", "values_fit_declared_types")
+    evaluation = check(result, "messages", "values_keep_their_types")
     assert not evaluation.passed
     assert evaluation.severity == AssetCheckSeverity.ERROR
     details = metadata(evaluation)["details"]
-    assert "messages.overall_price received text values (kept in overall_price__v_text)" in details
-    assert "messages.submit_date received text values (kept in submit_date__v_text)" in details
+    assert (
+        "messages.overall_price: text values in 1 current row(s), where the column is decimal; "
+        "they are kept in overall_price__v_text"
+    ) in details
+    assert (
+        "messages.submit_date: text values in 1 current row(s), where the column is timestamp; "
+        "they are kept in submit_date__v_text"
+    ) in details
     odd = warehouse.scalar(
         "SELECT request_id FROM messaging.messages WHERE overall_price__v_text = 'n/a'"
     )
-    assert f"e.g. request_id {odd}" in details
+    assert f"(e.g. request_id {odd})" in details
 
 
 @both_destinations

@@ -151,7 +151,7 @@ def test_dagster_dev_shows_automation_and_its_sensor_requests_a_status_run(
     assert assets["messaging/sms"]["automationCondition"] is None
     assert {c["name"] for c in assets["messaging/messages"]["assetChecksOrError"]["checks"]} == {
         "primary_key_unique_not_null",
-        "values_fit_declared_types",
+        "values_keep_their_types",
         "status_known",
         "final_within_validity",
     }

@@ -255,9 +255,7 @@ def test_value_of_the_wrong_type_is_kept_aside_and_the_rest_of_the_record_loads(
         (request_id, None, "three")
     ]
     (evaluation,) = [
-        e
-        for e in result.get_asset_check_evaluations()
-        if e.check_name == "values_fit_declared_types"
+        e for e in result.get_asset_check_evaluations() if e.check_name == "values_keep_their_types"
     ]
     assert not evaluation.passed
 

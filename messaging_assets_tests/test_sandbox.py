@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from messaging_assets.sandbox import HOSTILE_REQUEST_ID, Fault, Sandbox
+from messaging_assets.sandbox import HOSTILE_REQUEST_ID, OMIT, Fault, Sandbox
 from messaging_assets_tests import published_contract as contract
 
 KEY = "sandbox-key"
@@ -819,6 +819,21 @@ def test_wrong_type_on_a_list_answers_a_size_as_a_word(
 def test_extra_field_is_added_to_the_first_record(sandbox: Sandbox) -> None:
     sandbox.inject("contacts", Fault.EXTRA_FIELD, times=1)
     assert list_records(sandbox, CONTACTS)[0]["addedLater"] == "surprise"
+
+
+def test_a_set_field_goes_round_the_records_of_every_answer(sandbox: Sandbox) -> None:
+    sandbox.set_field("contacts", "score", [1, "one", OMIT])
+    for _ in range(2):
+        records = list_records(sandbox, CONTACTS)
+        assert [r.get("score", "-") for r in records[:4]] == [1, "one", "-", 1]
+    sandbox.set_field("contacts", "score", [])
+    assert "score" not in list_records(sandbox, CONTACTS)[0]
+
+
+def test_a_set_field_replaces_a_fields_value_in_a_look_up(sandbox: Sandbox) -> None:
+    (request_id,) = sandbox.add_messages(1)
+    sandbox.set_field("messages", "size", [{"parts": 1}])
+    assert looked_up(sandbox, request_id)["size"] == {"parts": 1}
 
 
 def test_unknown_status_is_a_status_the_provider_added_later(sandbox: Sandbox) -> None:

@@ -14,6 +14,7 @@ with Sandbox(shape="provider") as sandbox:  # the provider's published contract
 
 from .server import (
     HOSTILE_REQUEST_ID,
+    OMIT,
     PAGE_SIZE_LIMIT,
     SHAPES,
     Fault,
@@ -24,6 +25,7 @@ from .server import (
 
 __all__ = [
     "HOSTILE_REQUEST_ID",
+    "OMIT",
     "PAGE_SIZE_LIMIT",
     "SHAPES",
     "Fault",

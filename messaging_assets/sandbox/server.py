@@ -66,6 +66,8 @@ PAGE_SIZE_LIMIT = 3000
 SEND_ANSWER_FIELDS = ("requestId", "status", "to", "from", "reference", "submitDate")
 # A requestId that walks out of the messages path into a billed send if put into a URL path.
 HOSTILE_REQUEST_ID = "../sms?to=%2B4915112345678&from=EVIL&message=billed"
+# A value `Sandbox.set_field` leaves out of a record.
+OMIT = object()
 
 _LIST_PATHS = {"/messaging/v1/sms": "sms"} | {
     endpoint.path: name for name, endpoint in LISTS.items()
@@ -351,6 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         answer = sandbox._answer(
             endpoint, message_id, query, self.headers.get(sandbox.api_key_header)
         )
+        answer = sandbox._with_fields(answer, endpoint)
         if fault is not None and 200 <= answer.status < 300 and answer.body:
             answer = sandbox._spoil(answer, endpoint, fault)
         return self._respond(answer)
@@ -437,6 +440,7 @@ class Sandbox:
         self._peak_in_flight: Counter[str] = Counter()
         self._faults: dict[str, deque[_FaultSpec]] = {}
         self._latency: dict[str, float] = {}
+        self._fields: dict[str, dict[str, list[Any]]] = {}
 
         self._contact_count = contacts
         self._stores = {
@@ -517,6 +521,7 @@ class Sandbox:
             self._counts.clear()
             self._peak_in_flight = Counter(self._in_flight)
             self._faults.clear()
+            self._fields.clear()
 
     def _log_arrival(
         self,
@@ -715,13 +720,8 @@ class Sandbox:
         payload = json.loads(text)
         is_list = endpoint in LISTS
         list_key = LISTS[endpoint].envelope if is_list else ""
-        # The answer's records in order: the neutral shape's "data", all envelopes' lists
-        # concatenated, or the object at the root.
         inner = payload if self._provider else payload["data"]
-        if self._provider and is_list:
-            records = [record for envelope in inner for record in envelope[list_key]]
-        else:
-            records = inner if is_list else [inner]
+        records = self._records_in(payload, endpoint)
         key = RECORD_KEYS[endpoint]
         if fault is Fault.NO_DATA_KEY:
             if self._provider and is_list:
@@ -756,6 +756,43 @@ class Sandbox:
         elif fault is Fault.ODD_VALUE:
             records[0].update(overallPrice="n/a", submitDate="yesterday")
         return dataclasses.replace(answer, body=(_encode(payload),))
+
+    def _records_in(self, payload: Any, endpoint: str) -> list[dict[str, Any]]:
+        """The answer's records in order: the neutral shape's "data", all envelopes' lists
+        concatenated, or the object at the root."""
+        inner = payload if self._provider else payload["data"]
+        if endpoint not in LISTS:
+            return [inner]
+        if self._provider:
+            return [record for envelope in inner for record in envelope[LISTS[endpoint].envelope]]
+        return inner
+
+    def _with_fields(self, answer: _Answer, endpoint: str) -> _Answer:
+        """The answer with the fields `set_field` gave its records."""
+        fields = self._fields.get(endpoint)
+        if not fields or not 200 <= answer.status < 300 or not answer.body:
+            return answer
+        payload = json.loads(b"".join(answer.body))
+        for index, record in enumerate(self._records_in(payload, endpoint)):
+            for name, values in fields.items():
+                value = values[index % len(values)]
+                if value is OMIT:
+                    record.pop(name, None)
+                else:
+                    record[name] = value
+        return dataclasses.replace(answer, body=(_encode(payload),))
+
+    def set_field(self, endpoint: str, name: str, values: Sequence[Any]) -> None:
+        """From now on the i-th record of every answer of ``endpoint`` carries ``name`` with
+        ``values[i % len(values)]`` (``OMIT``: without it), whatever its type: a field the API
+        adds, or one whose type or shape changes. An empty ``values`` stops it."""
+        self._check_endpoint(endpoint)
+        with self._lock:
+            fields = self._fields.setdefault(endpoint, {})
+            if values:
+                fields[name] = list(values)
+            else:
+                fields.pop(name, None)
 
     # ---------------------------------------------------------------- lists
 

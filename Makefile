@@ -13,7 +13,7 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install lock test test-postgres test-ui lint demo dev sandbox clean bench
+.PHONY: install lock test test-fast test-postgres test-ui lint demo dev sandbox clean bench
 
 # .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
 # comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
@@ -42,6 +42,11 @@ install: $(VENV)/.installed
 
 test: install
 	$(BIN)/python -m pytest
+
+# The edit-test loop: everything but the tests that start processes (marker `e2e`: the CLI,
+# dagster dev, make, the daemon, the bench) and the browser. `make test` runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not ui" -q
 
 # The `postgres` tests alone, next to a throw-away PostgreSQL server (.ci/postgres starts it and
 # removes it afterwards; it needs PostgreSQL's server binaries: apt-get install postgresql).
@@ -98,7 +103,7 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	$(BIN)/python -m messaging_assets.report
 
 # The sandbox and `dagster dev` (web UI on http://127.0.0.1:$(DAGSTER_PORT)) together; Ctrl-C, or
-# SIGTERM to make, stops both within seconds (messaging_assets/dev.py). `exec`: make passes its
+# SIGTERM to make, stops both within seconds (messaging_assets/dev/supervisor.py). `exec`: make passes its
 # SIGTERM to its child, which then is the one process that stops them.
 dev: export DAGSTER_HOME := $(DAGSTER_HOME_DIR)
 dev: install $(DAGSTER_HOME_DIR)/dagster.yaml

@@ -2,12 +2,12 @@
 
 10,000 sends spread over 24 hours; most become final within a minute, some stay buffered for
 hours, some expire at their validity (48 h). A simulated clock ticks as the status sensor does
-(every 30 s) and drives the project's own polling plan (`messaging_assets.polling`) exactly as
-`pending_status_sensor` uses it: the plan's due messages are looked up (the run it requests), a
-look-up at or after a message's final moment finds it final, and the sensor's cursor and each
-message's `checked_at` move on. Two references run on the same day: asking about every pending
-message at every tick (what a status run did before it looked up only the due ones), and the
-ideal, one look-up per message right after it became final.
+(every 30 s) and drives the project's own polling plan (`messaging_assets.defs.status_plan`)
+exactly as `pending_status_sensor` uses it: the plan's due messages are looked up (the run it
+requests), a look-up at or after a message's final moment finds it final, and the sensor's cursor
+and each message's `checked_at` move on. Two references run on the same day: asking about every
+pending message at every tick (what a status run did before it looked up only the due ones), and
+the ideal, one look-up per message right after it became final.
 
     python -m bench.day [--sends 10000] [--seed 7]
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from messaging_assets.polling import PendingMessage, plan_status_checks
+from messaging_assets.defs.status_plan import PendingMessage, plan_status_checks
 from messaging_assets.settings import AutomationSettings
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)

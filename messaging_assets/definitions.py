@@ -2,13 +2,13 @@
 
 from dagster import Definitions, in_process_executor
 
-from messaging_assets.assets import list_assets, send_assets, status_assets
-from messaging_assets.checks import messaging_checks
-from messaging_assets.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
-from messaging_assets.jobs import message_status_job, reference_data_job
-from messaging_assets.loads import MessagingDltResource
-from messaging_assets.schedules import message_status_schedule, reference_data_schedule
-from messaging_assets.sensors import (
+from messaging_assets.defs.assets import list_assets, send_assets, status_assets
+from messaging_assets.defs.checks import messaging_checks
+from messaging_assets.defs.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
+from messaging_assets.defs.dlt_resource import MessagingDltResource
+from messaging_assets.defs.jobs import message_status_job, reference_data_job
+from messaging_assets.defs.schedules import message_status_schedule, reference_data_schedule
+from messaging_assets.defs.sensors import (
     messaging_automation_sensor,
     pending_status_sensor,
     sms_sent_sensor,

@@ -1,7 +1,7 @@
 """Every API resource, described once, as data. Assets, jobs, checks, schedules, descriptions and
 the warehouse tables are all derived from these entries.
 
-Adding a list resource is one `Resource(kind="list", ...)` entry here (plus its sandbox data and
+Adding a list resource is one `Endpoint(kind="list", ...)` entry here (plus its sandbox data and
 tests): it becomes a dlt resource, a Dagster asset in the reference-data job and schedule, with
 its freshness policy, key check and shrink guard.
 """
@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from dagster import AssetKey
-
-from messaging_assets import columns
-from messaging_assets.columns import Hint
+from messaging_assets import column_hints
+from messaging_assets.column_hints import Hint
 
 GROUP = "messaging"
 # The dlt source, its config section (`sources.messaging.*`) and the warehouse dataset.
@@ -37,7 +35,7 @@ FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
 
 
 @dataclass(frozen=True)
-class Resource:
+class Endpoint:
     name: str
     description: str
     path: str
@@ -57,10 +55,6 @@ class Resource:
     # Assets this one reads from (lineage in the graph).
     upstream: tuple[str, ...] = ()
 
-    @property
-    def asset_key(self) -> AssetKey:
-        return AssetKey([GROUP, self.name])
-
     def tables(self) -> dict[str, Mapping[str, Hint]]:
         """The declared column hints of the resource's table and of its child tables."""
         return {
@@ -76,17 +70,18 @@ class Resource:
             "write_disposition": "merge",
             # DuckDB's default (insert_values) is several times slower and hungrier.
             "file_format": "parquet",
-            "columns": columns.named(self.columns, self.key),
+            "columns": column_hints.named(self.columns, self.key),
             "nested_hints": {
-                field: {"columns": columns.named(hints)} for field, hints in self.nested.items()
+                field: {"columns": column_hints.named(hints)}
+                for field, hints in self.nested.items()
             },
         }
 
 
 ENVELOPE = {"data": "data"}
 
-RESOURCES: tuple[Resource, ...] = (
-    Resource(
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
         name="sms",
         description=(
             "Sends one SMS when `to` and `from` are configured (billed!) and stores its "
@@ -98,10 +93,10 @@ RESOURCES: tuple[Resource, ...] = (
         history="merge",
         automation="none",
         key="reference",
-        columns=columns.SEND,
+        columns=column_hints.SEND,
         selector={**ENVELOPE, "provider": "$"},
     ),
-    Resource(
+    Endpoint(
         name="messages",
         description=(
             "Delivery status of every message sent through `messaging/sms`, of tracked "
@@ -113,12 +108,12 @@ RESOURCES: tuple[Resource, ...] = (
         history="merge",
         automation="status",
         key="requestId",
-        columns=columns.MESSAGE,
+        columns=column_hints.MESSAGE,
         selector={**ENVELOPE, "provider": "$"},
-        nested={"parts": columns.PART},
+        nested={"parts": column_hints.PART},
         upstream=("sms",),
     ),
-    Resource(
+    Endpoint(
         name="contacts",
         description="The account's contacts, with history (scd2): current rows have no "
         "_dlt_valid_to.",
@@ -127,10 +122,10 @@ RESOURCES: tuple[Resource, ...] = (
         history="scd2",
         automation="daily",
         key="contactId",
-        columns=columns.CONTACT,
+        columns=column_hints.CONTACT,
         selector={**ENVELOPE, "provider": "[*].contacts[*]"},
     ),
-    Resource(
+    Endpoint(
         name="phones",
         description="The account's phone numbers, with history (scd2).",
         path="/byon/phonebook/v1/numbers",
@@ -138,11 +133,11 @@ RESOURCES: tuple[Resource, ...] = (
         history="scd2",
         automation="daily",
         key="phoneNumber",
-        columns=columns.PHONE,
+        columns=column_hints.PHONE,
         selector={**ENVELOPE, "provider": "[*].provisioningRequests[*]"},
         page_size={"provider": 3000},
     ),
-    Resource(
+    Endpoint(
         name="registrations",
         description="Number provisioning requests, with history (scd2).",
         path="/byon/provisioning/v1",
@@ -150,20 +145,20 @@ RESOURCES: tuple[Resource, ...] = (
         history="scd2",
         automation="daily",
         key="requestId",
-        columns=columns.REGISTRATION,
+        columns=column_hints.REGISTRATION,
         selector={**ENVELOPE, "provider": "[*].provisioningRequests[*]"},
     ),
 )
 
-BY_NAME: Mapping[str, Resource] = {resource.name: resource for resource in RESOURCES}
+BY_NAME: Mapping[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 
 
-def of_kind(kind: Kind) -> tuple[Resource, ...]:
-    return tuple(resource for resource in RESOURCES if resource.kind == kind)
+def of_kind(kind: Kind) -> tuple[Endpoint, ...]:
+    return tuple(endpoint for endpoint in ENDPOINTS if endpoint.kind == kind)
 
 
-def with_automation(automation: Automation) -> tuple[Resource, ...]:
-    return tuple(resource for resource in RESOURCES if resource.automation == automation)
+def with_automation(automation: Automation) -> tuple[Endpoint, ...]:
+    return tuple(endpoint for endpoint in ENDPOINTS if endpoint.automation == automation)
 
 
 (SEND,) = of_kind("send")

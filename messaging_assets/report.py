@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from messaging_assets import sql
-from messaging_assets.pipeline import database_path, destination_type
-from messaging_assets.registry import RESOURCES, SOURCE
-from messaging_assets.warehouse import Connection, read
+from messaging_assets.registry import ENDPOINTS, SOURCE
+from messaging_assets.warehouse import sql
+from messaging_assets.warehouse.connection import Connection, read
+from messaging_assets.warehouse.destination import database_path, destination_type
 
 
 def row_counts(warehouse: Connection) -> list[tuple[str, int, int]]:
     """(table, current rows, all rows): rows retired by scd2 are history, not current."""
     names = [
-        *(resource.name for resource in RESOURCES),
-        *(f"{resource.name}__{field}" for resource in RESOURCES for field in resource.nested),
+        *(endpoint.name for endpoint in ENDPOINTS),
+        *(f"{endpoint.name}__{field}" for endpoint in ENDPOINTS for field in endpoint.nested),
         "delivery_summary",
     ]
     counts = []

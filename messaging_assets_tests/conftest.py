@@ -27,12 +27,15 @@ from dagster import (
     ExecuteInProcessResult,
     materialize,
 )
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
-from messaging_assets import sql
 from messaging_assets.sandbox import SHAPES, Sandbox
+from messaging_assets.warehouse import sql
 
 API_KEY = "test-key-5f1c0a"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tests that start processes live here; others that do are marked `e2e` where they stand.
+END_TO_END = Path(__file__).resolve().parent / "end_to_end"
 # The PostgreSQL database the `postgres` tests use (a DSN); .ci/run starts a throw-away server
 # with .ci/postgres and sets it. Without it those tests are skipped; with it they never are.
 POSTGRES_DSN = "MESSAGING_TEST_POSTGRES"
@@ -86,10 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(POSTGRES_DSN):
-        return
     for item in items:
-        if "postgres" in item.keywords:
+        if END_TO_END in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+        if "postgres" in item.keywords and not os.environ.get(POSTGRES_DSN):
             item.add_marker(pytest.mark.skip(reason=NO_POSTGRES))
 
 
@@ -343,3 +346,17 @@ def step_window(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
         if r.event_log_entry.step_key == "messaging_reference"
     }
     return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]
+
+
+def check(result: ExecuteInProcessResult, table: str, name: str) -> AssetCheckEvaluation:
+    """The evaluation of check `name` of `messaging/<table>` in this run."""
+    (evaluation,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == AssetKey(["messaging", table]) and e.check_name == name
+    ]
+    return evaluation
+
+
+def check_metadata(evaluation: AssetCheckEvaluation) -> dict:
+    return {key: value.value for key, value in evaluation.metadata.items()}

@@ -50,6 +50,7 @@ def test_automation_setting_out_of_bounds_is_named_with_its_value(monkeypatch, n
     assert str(refused.value).startswith(AUTOMATION + said)
 
 
+@pytest.mark.e2e
 def test_a_wrong_automation_setting_stops_the_code_location_with_one_line():
     loaded = validate_definitions({AUTOMATION + "STATUS_CRON": "every minute"})
 
@@ -60,6 +61,7 @@ def test_a_wrong_automation_setting_stops_the_code_location_with_one_line():
     ) in loaded.stdout + loaded.stderr
 
 
+@pytest.mark.e2e
 def test_a_wrong_runtime_setting_is_named_by_its_variable():
     # dlt reads its own [runtime] settings whenever it reads configuration, at load too.
     loaded = validate_definitions({"RUNTIME__REQUEST_TIMEOUT": "soon"})
@@ -102,6 +104,7 @@ def test_a_wrong_run_setting_fails_only_the_runs_that_use_it(
     assert sandbox.requests == []
 
 
+@pytest.mark.e2e
 def test_the_code_location_loads_whatever_the_run_settings_say():
     loaded = validate_definitions({variable: value for _, variable, value, _ in RUN_SETTINGS})
 

@@ -1,0 +1,155 @@
+"""Sensors that keep delivery statuses current, and the automation sensor that heals stale
+reference data and the delivery summary. All run by default: none of them can send
+(`messaging/sms` is never targeted)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    EventLogEntry,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset_sensor,
+    sensor,
+)
+
+from messaging_assets.defs.assets import op_name
+from messaging_assets.defs.automation import AUTOMATION
+from messaging_assets.defs.delivery_summary import SUMMARY_KEY
+from messaging_assets.defs.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
+from messaging_assets.defs.status_plan import pending_messages, plan_status_checks
+from messaging_assets.defs.translator import asset_key
+from messaging_assets.registry import SEND, STATUS
+from messaging_assets.warehouse.connection import WRITER_POOL, WarehouseUnavailable, read
+
+# Request ids shown in a status run's tags; its run config holds them all.
+TAGGED = 5
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+def plans_statuses(instance: DagsterInstance, run_id: str) -> bool:
+    """Whether the run looks statuses up, whatever job or selection launched it: Dagster records
+    the planned materializations when it creates the run."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    return any(record.asset_key in STATUS_KEYS for record in records)
+
+
+def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
+    """Runs that will look statuses up anyway: queued or in progress, whoever launched them."""
+    return [
+        run.run_id
+        for run in instance.get_runs(RunsFilter(statuses=IN_FLIGHT))
+        if plans_statuses(instance, run.run_id)
+    ]
+
+
+def writer_holding_pool(instance: DagsterInstance) -> set[str]:
+    """Runs with a step in the writers' pool right now. On DuckDB even a read-only open would make
+    such a writer's next open of the file fail, so the sensor keeps away while one is active."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return set()
+    return storage.get_concurrency_info(WRITER_POOL).active_run_ids
+
+
+def _requested(cursor: str | None) -> dict[str, datetime]:
+    return {rid: datetime.fromisoformat(at) for rid, at in json.loads(cursor or "{}").items()}
+
+
+@sensor(
+    name="pending_status_sensor",
+    job=message_status_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests a status run for the stored messages that are not final and are due for a "
+        "re-check: often while young, rarely once old, never past their validity plus a margin. "
+        "The run looks up exactly those. The cursor remembers when each was last requested."
+    ),
+)
+def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    in_flight = status_runs_in_flight(context.instance)
+    if in_flight:
+        return SkipReason(f"A status run is already queued or in progress: {', '.join(in_flight)}.")
+    writers = writer_holding_pool(context.instance)
+    if writers:
+        return SkipReason(f"Run(s) {', '.join(sorted(writers))} are writing the warehouse.")
+    try:
+        with read() as warehouse:
+            pending = pending_messages(warehouse)
+    except WarehouseUnavailable as unavailable:
+        return SkipReason(str(unavailable))
+
+    now = datetime.now(timezone.utc)
+    requested = _requested(context.cursor)
+    plan = plan_status_checks(pending, now, AUTOMATION, requested)
+    still_pending = {m.request_id for m in pending}
+    cursor = {rid: at for rid, at in requested.items() if rid in still_pending}
+    if not plan.due:
+        return SensorResult(skip_reason=plan.describe(), cursor=_dump(cursor))
+    context.log.info(plan.describe())
+    cursor.update(dict.fromkeys(plan.due, now))
+    return SensorResult(run_requests=[due_run(plan.due)], cursor=_dump(cursor))
+
+
+def due_run(due: list[str]) -> RunRequest:
+    """A status run for exactly the messages the plan found due: in its run config, and counted
+    and sampled in its tags."""
+    config = {"request_ids": due, "only_request_ids": True}
+    sample = ", ".join(due[:TAGGED]) + (" …" if len(due) > TAGGED else "")
+    return RunRequest(
+        run_config={"ops": {op_name(STATUS.name): {"config": config}}},
+        tags={"messaging/due_messages": str(len(due)), "messaging/due_sample": sample},
+    )
+
+
+def _dump(requested: dict[str, datetime]) -> str:
+    return json.dumps({rid: at.isoformat() for rid, at in sorted(requested.items())})
+
+
+@asset_sensor(
+    asset_key=asset_key(SEND),
+    name="sms_sent_sensor",
+    job=message_status_job,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="After a send lands in `messaging.sms`, looks its status up right away.",
+)
+def sms_sent_sensor(
+    context: SensorEvaluationContext, asset_event: EventLogEntry
+) -> RunRequest | SkipReason:
+    materialization = asset_event.asset_materialization
+    sent = materialization.metadata.get("sent") if materialization else None
+    if not sent or not sent.value:
+        return SkipReason(f"Run {asset_event.run_id} sent nothing.")
+    if plans_statuses(context.instance, asset_event.run_id):
+        return SkipReason(f"Run {asset_event.run_id} looked the new statuses up itself.")
+    return RunRequest(run_key=f"sent-in-{asset_event.run_id}")
+
+
+messaging_automation_sensor = AutomationConditionSensorDefinition(
+    "messaging_automation_sensor",
+    target=AssetSelection.assets(*DAILY_KEYS, SUMMARY_KEY),
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Evaluates the automation conditions: refreshes a stale reference asset, and the delivery "
+        "summary after its messages."
+    ),
+)

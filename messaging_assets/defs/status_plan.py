@@ -1,0 +1,121 @@
+"""When to look up a pending message's status again: back off by age, give up after validity.
+
+Pure functions of (stored messages, now), so that the sensor's timing is testable without waiting.
+A message is pending until its status is final or the provider no longer knows it (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from messaging_assets.registry import FINAL_STATUSES
+from messaging_assets.settings import AutomationSettings
+from messaging_assets.warehouse import sql
+from messaging_assets.warehouse.connection import Connection
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    request_id: str
+    status: str | None
+    # Our own clock at the send when we sent it, else the provider's submitDate.
+    submitted_at: datetime | None
+    checked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StatusPlan:
+    due: list[str] = field(default_factory=list)
+    # (next check, request id), earliest first
+    waiting: list[tuple[datetime, str]] = field(default_factory=list)
+    # past validity + margin: their status cannot change any more, so they are not asked about
+    given_up: list[str] = field(default_factory=list)
+
+    def describe(self, shown: int = 5) -> str:
+        parts = []
+        if self.due:
+            ids = ", ".join(self.due[:shown]) + (" …" if len(self.due) > shown else "")
+            parts.append(f"{len(self.due)} pending message(s) due for a status check: {ids}")
+        else:
+            parts.append("No pending message is due for a status check")
+        if self.waiting:
+            upcoming = "; ".join(f"{rid} at {_iso(at)}" for at, rid in self.waiting[:shown])
+            parts.append(f"Next checks: {upcoming}")
+        if self.given_up:
+            parts.append(
+                f"{len(self.given_up)} message(s) past validity + margin are no longer polled"
+            )
+        return ". ".join(parts) + "."
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def recheck_interval(age: timedelta, settings: AutomationSettings) -> timedelta:
+    """A share of the message's age, within bounds: a fresh send settles within minutes, one a
+    day old changes rarely."""
+    interval = age * settings.recheck_share_of_age
+    return min(max(interval, settings.recheck_min), settings.recheck_max)
+
+
+def plan_status_checks(
+    pending: Sequence[PendingMessage],
+    now: datetime,
+    settings: AutomationSettings,
+    requested: Mapping[str, datetime] | None = None,
+) -> StatusPlan:
+    """Which pending messages are due at `now`. `requested` holds when a look-up was last
+    requested per message (the sensor's cursor), so a run that failed does not bring the message
+    back before its interval is up."""
+    requested = requested or {}
+    plan = StatusPlan()
+    for message in pending:
+        age = now - message.submitted_at if message.submitted_at else timedelta(0)
+        if age > settings.give_up_after:
+            plan.given_up.append(message.request_id)
+            continue
+        seen = [t for t in (message.checked_at, requested.get(message.request_id)) if t]
+        if not seen:
+            plan.due.append(message.request_id)
+            continue
+        next_check = max(seen) + recheck_interval(age, settings)
+        if next_check <= now:
+            plan.due.append(message.request_id)
+        else:
+            plan.waiting.append((next_check, message.request_id))
+    plan.waiting.sort()
+    return plan
+
+
+def pending_messages(warehouse: Connection) -> list[PendingMessage]:
+    """Stored messages whose status is not final, including sends not looked up yet."""
+    tables = warehouse.columns(["messages", "sms"])
+    messages = {}
+    if "messages" in tables:
+        for request_id, status, submitted, checked, settled in warehouse.rows(
+            "SELECT request_id, status, submit_date, checked_at, "
+            f"CASE WHEN {sql.SETTLED} THEN 1 ELSE 0 END FROM {warehouse.table('messages')}"
+        ):
+            messages[request_id] = (status, submitted, checked, settled)
+    sent = {}
+    if "sms" in tables:
+        # A send is timed by this project's clock when it sent it, not the provider's.
+        submitted_at = "submitted_at" if "submitted_at" in tables["sms"] else "NULL"
+        for request_id, status, submitted in warehouse.rows(
+            f"SELECT request_id, status, {submitted_at} FROM {warehouse.table('sms')} "
+            "WHERE request_id IS NOT NULL"
+        ):
+            sent[request_id] = (status, submitted)
+    pending = []
+    for request_id in sorted(messages.keys() | sent.keys()):
+        status, submit_date, checked, settled = messages.get(request_id, (None, None, None, 0))
+        sent_status, submitted = sent.get(request_id, (None, None))
+        if settled or (status or sent_status) in FINAL_STATUSES:
+            continue
+        pending.append(
+            PendingMessage(request_id, status or sent_status, submitted or submit_date, checked)
+        )
+    return pending

@@ -1,0 +1,137 @@
+"""Sending an SMS: billed, so at most once, and never lost once the API accepted it.
+
+Every send goes through the send journal (journal.py), before its request leaves and the moment
+its answer arrives. So a send whose run fails after the answer (parsing, normalize, load, a killed
+process) is stored by the next materialization of `messaging/sms`; one whose answer never came (a
+5xx, a timeout, an interrupt) is stored with outcome `unknown` and the reference to ask the
+provider about. The reference comes from the Dagster run (the root run of a re-execution), so
+re-executing a run never sends again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+from requests import Response
+from requests.exceptions import RequestException
+
+from messaging_assets.registry import SEND
+from messaging_assets.source.answers import Answers, ApiError, explanation
+from messaging_assets.source.api import Api
+from messaging_assets.source.journal import ACCEPTED, UNKNOWN, Journal, as_stored
+from messaging_assets.source.sessions import certainly_not_sent
+from messaging_assets.warehouse.connection import connect
+
+log = logging.getLogger(__name__)
+
+NO_BODY = "accepted without an answer body: no requestId, so no status can be looked up"
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    to: str
+    sender: str
+    message: str
+    # The client reference sent with the SMS and echoed back: the one id every send has.
+    reference: str
+    run_id: str
+
+
+def reference_for(run_id: str, root_run_id: str | None) -> str:
+    """A run's send reference; a re-execution shares its root run's, so it never sends again."""
+    return f"messaging-assets-{root_run_id or run_id}"
+
+
+class SendOutcomeUnknown(RuntimeError):
+    """A send that may have reached the API, and so may have been billed: never repeated."""
+
+    def __init__(self, reference: str, what: str) -> None:
+        super().__init__(
+            f"messaging/sms: the send may or may not have reached the API ({what}). It was not "
+            f"retried, to avoid sending and billing it twice; the next materialization of "
+            f"messaging/sms stores it with outcome 'unknown'. Ask the provider for reference "
+            f"`{reference}` before sending again."
+        )
+
+
+def send_resource(api: Api, request: SendRequest | None) -> DltResource:
+    """`sms` as a dlt resource: this run's send, if configured, and every journaled send not
+    stored yet."""
+    url = api.base_url.rstrip("/") + SEND.path
+
+    def send(journal: Journal, request: SendRequest, answers: Answers) -> None:
+        earlier = journal.entry(request.reference)
+        if earlier:
+            log.warning(
+                "messaging/sms: run %s already sent `%s` (%s); not sending it again.",
+                earlier["run_id"],
+                request.reference,
+                earlier["state"],
+            )
+            return
+        journal.add(request.reference, request.run_id, request.to, request.sender)
+        params = {
+            "to": request.to,
+            "from": request.sender,
+            "message": request.message,
+            "reference": request.reference,
+        }
+        try:
+            response = api.send_session().get(url, params=params, auth=api.auth)
+        except RequestException as error:
+            if certainly_not_sent(None, error):
+                journal.forget(request.reference)
+                raise
+            journal.settle(request.reference, UNKNOWN, f"no answer: {type(error).__name__}")
+            raise SendOutcomeUnknown(request.reference, type(error).__name__) from None
+        except BaseException as interrupt:
+            # Ctrl-C or SIGTERM (Dagster raises them here) after the request left: the send may
+            # have been billed, and the user must learn its reference now.
+            what = "interrupted while waiting for the answer"
+            journal.settle(request.reference, UNKNOWN, what)
+            raise SendOutcomeUnknown(request.reference, what) from interrupt
+        settle(journal, request.reference, response, answers)
+
+    def settle(journal: Journal, reference: str, response: Response, answers: Answers) -> None:
+        status = response.status_code
+        if 400 <= status < 500:
+            # Refused (a 429 too, once retries are spent): not billed, free to be sent again.
+            journal.forget(reference)
+            answers.check(response)
+        if status >= 500:
+            said = explanation(response, answers.redact)
+            journal.settle(reference, UNKNOWN, f"answered {status}: {said}".rstrip(": "))
+            raise SendOutcomeUnknown(reference, f"answered {status}")
+        if not response.content:
+            journal.settle(reference, ACCEPTED, NO_BODY)
+            return
+        try:
+            answer = answers.record(response, answers.json(response))
+        except ApiError as error:
+            journal.settle(reference, ACCEPTED, f"accepted; the answer was not understood: {error}")
+            return
+        journal.settle(reference, ACCEPTED, None if answer.get("requestId") else NO_BODY, answer)
+
+    def sms() -> Iterator[list[dict[str, Any]]]:
+        with connect(dlt.current.pipeline()) as warehouse:
+            journal = Journal(warehouse)
+            journal.create()
+            if request:
+                send(journal, request, api.answers(SEND, api.settings(SEND)))
+            unstored = journal.unstored()
+        for entry in unstored:
+            if entry["state"] != ACCEPTED:
+                log.warning(
+                    "messaging/sms: the send with reference `%s` (run %s) got no answer; stored "
+                    "with outcome 'unknown': ask the provider before sending again.",
+                    entry["reference"],
+                    entry["run_id"],
+                )
+        yield [as_stored(entry) for entry in unstored]
+
+    return dlt.resource(sms, **SEND.merge_hints())()

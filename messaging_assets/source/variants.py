@@ -1,0 +1,135 @@
+"""Every value kept as it came, whatever its field's type does between answers.
+
+A column has the type the registry declares, or else the type of its field's first value. dlt
+converts a later value of another type into the column's type where it can, and some of those
+conversions change the value silently: "12" becomes 12, 5 becomes true, true becomes "True", 10
+becomes a date in 1970. So a value whose JSON type does not fit its column is not handed to dlt
+under its own name: it goes into dlt's variant column `<column>__v_<type>` beside it (the name dlt
+gives a value it cannot convert), stored exactly, and the `values_keep_their_types` check names
+it. An object or a list where a scalar was is left to dlt (`<column>__<field>` columns, a child
+table), and the check names that too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dlt.common.schema import Schema
+from dlt.common.schema.typing import DLT_NAME_PREFIX
+
+from messaging_assets.column_hints import Hint
+
+# The variant column's name as dlt builds it: `shorten_fragments(column, "v_" + type)`.
+VARIANT_FIELD = "v_{}"
+# Doubles hold integers exactly up to here; pyarrow reads larger JSON integers as doubles.
+EXACT_LIMIT = 2**53
+# Column types that take text and parse it; what dlt cannot parse it keeps in its own variant.
+PARSED_FROM_TEXT = frozenset({"timestamp", "decimal", "date", "time", "binary"})
+NUMBERS = frozenset({"bigint", "double"})
+
+
+def json_type(value: Any) -> str | None:
+    """dlt's name for a JSON scalar's type; None for null, objects and lists."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "text"
+    return None
+
+
+def fits(value_type: str, column_type: str, declared: bool) -> bool:
+    """Whether a value of `value_type` is stored in a `column_type` column unchanged."""
+    if value_type == column_type:
+        return True
+    if column_type == "double" and value_type == "bigint":
+        return True  # `fitting` checks the magnitude
+    if column_type in PARSED_FROM_TEXT:
+        return value_type == "text" or (column_type == "decimal" and value_type in NUMBERS)
+    # The provider documents some identifiers as text and sends them as numbers (`ttid`).
+    return declared and column_type == "text" and value_type in NUMBERS
+
+
+def fitting(value: Any, column_type: str | None, declared: bool) -> tuple[str, str | None]:
+    """(The value's JSON type, the variant it belongs in, or None where its column takes it.)"""
+    kind = json_type(value)
+    if kind is None or column_type is None:
+        return str(kind), None
+    if fits(kind, column_type, declared) and not (
+        column_type == "double" and kind == "bigint" and abs(value) > EXACT_LIMIT
+    ):
+        return kind, None
+    return kind, VARIANT_FIELD.format(kind)
+
+
+class Columns:
+    """The type of every column of a resource's tables: as stored, as declared, or as this run's
+    first value of a new field made it."""
+
+    def __init__(
+        self, schema: Schema, declared: Mapping[str, Mapping[str, Hint]] | None = None
+    ) -> None:
+        self.naming = schema.naming
+        self._types: dict[str, dict[str, str]] = {}
+        self._declared: dict[str, set[str]] = {}
+        # Field paths to column names: the same few fields come in every record.
+        self._columns: dict[tuple[str, ...], str] = {}
+        for table, hints in (declared or {}).items():
+            known = self._types.setdefault(table, {})
+            for name, hint in hints.items():
+                column = self.naming.normalize_path(name)
+                known[column] = hint["data_type"]
+                self._declared.setdefault(table, set()).add(column)
+        for table, found in schema.tables.items():
+            for column, spec in found.get("columns", {}).items():
+                if spec.get("data_type"):
+                    self._types.setdefault(table, {})[column] = spec["data_type"]
+
+    def column(self, *path: str) -> str:
+        """The column a field (a path of names, for fields inside objects) is stored in."""
+        column = self._columns.get(path)
+        if column is None:
+            column = "__".join(self.naming.normalize_identifier(name) for name in path)
+            self._columns[path] = column
+        return column
+
+    def type_of(self, table: str, column: str) -> str | None:
+        return self._types.get(table, {}).get(column)
+
+    def is_declared(self, table: str, column: str) -> bool:
+        return column in self._declared.get(table, ())
+
+    def learn(self, table: str, column: str, data_type: str) -> None:
+        """A new column's type, from its first value (the type dlt gives it)."""
+        self._types.setdefault(table, {}).setdefault(column, data_type)
+
+    def route(self, record: dict[str, Any], table: str, path: tuple[str, ...] = ()) -> None:
+        """Moves each value that does not fit its column into its variant, in place."""
+        for name in list(record):
+            value = record[name]
+            if name.startswith(DLT_NAME_PREFIX) or value is None:
+                continue
+            column = self.column(*path, name)
+            if isinstance(value, dict):
+                if self.type_of(table, column) != "json":
+                    self.route(value, table, (*path, name))
+                continue
+            if isinstance(value, list):
+                child = f"{table}__{column}"
+                for item in value:
+                    if isinstance(item, dict):
+                        self.route(item, child)
+                continue
+            kind, variant = fitting(
+                value, self.type_of(table, column), self.is_declared(table, column)
+            )
+            if variant is None:
+                self.learn(table, column, kind)
+                continue
+            # Nested, so that dlt's normalizer names the column `<column>__v_<type>`.
+            record[name] = {variant: value}
+            self.learn(table, f"{column}__{variant}", kind)

@@ -1,0 +1,220 @@
+"""The sensors evaluated against a real instance and a DuckDB file filled by real runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    build_sensor_context,
+)
+from dagster._core.definitions.sensor_definition import SensorExecutionData
+
+from messaging_assets.definitions import defs
+from messaging_assets.defs.jobs import message_status_job
+from messaging_assets.defs.sensors import pending_status_sensor, sms_sent_sensor
+from messaging_assets.sandbox import Sandbox
+from messaging_assets.warehouse.connection import WRITER_POOL
+from messaging_assets_tests.conftest import both_destinations, run_config
+
+SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
+
+
+@pytest.fixture
+def instance(persistent_instance: DagsterInstance) -> DagsterInstance:
+    # Sensors read run history and cursors: they need the instance to persist.
+    return persistent_instance
+
+
+def tick(sensor, instance: DagsterInstance, cursor: str | None = None) -> SensorExecutionData:
+    """One evaluation, as the daemon runs it."""
+    return sensor.evaluate_tick(
+        build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    )
+
+
+def test_status_sensors_run_by_default():
+    assert pending_status_sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sms_sent_sensor.default_status == DefaultSensorStatus.RUNNING
+    assert pending_status_sensor.job_name == sms_sent_sensor.job_name == message_status_job.name
+
+
+@both_destinations
+def test_pending_sensor_requests_a_status_run_for_a_send_not_yet_looked_up(
+    sandbox: Sandbox, run, instance
+):
+    run("sms", config=run_config(sms=SEND))
+    (sent,) = sandbox.sent
+
+    result = tick(pending_status_sensor, instance)
+
+    (request,) = result.run_requests
+    assert request.tags["messaging/due_messages"] == "1"
+    assert sent["requestId"] in json.loads(result.cursor)
+    print(f"tick requested a {pending_status_sensor.job_name} run; cursor {result.cursor}")
+
+
+def test_status_run_the_sensor_requests_looks_up_exactly_the_due_messages(
+    sandbox: Sandbox, run, instance
+):
+    for _ in range(4):
+        run("sms", config=run_config(sms=SEND))
+    sent = [message["requestId"] for message in sandbox.sent]
+    # Two of them were requested a moment ago (the cursor says so): not due again yet.
+    held_back = json.dumps({rid: datetime.now(timezone.utc).isoformat() for rid in sent[:2]})
+
+    (request,) = tick(pending_status_sensor, instance, cursor=held_back).run_requests
+    sandbox.reset()
+    result = run("messages", config=request.run_config)
+
+    asked = sorted(r.path.rsplit("/", 1)[-1] for r in sandbox.requests)
+    assert asked == sorted(sent[2:])
+    assert request.tags["messaging/due_messages"] == "2"
+    assert set(request.tags["messaging/due_sample"].split(", ")) == set(sent[2:])
+    assert result.success
+
+
+@both_destinations
+def test_pending_sensor_skips_when_every_status_is_final(sandbox: Sandbox, run, instance):
+    run("messages", config=run_config(request_ids=sandbox.add_messages(2, final=True)))
+
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == "No pending message is due for a status check."
+
+
+def test_pending_sensor_backs_off_after_a_fresh_look_up(sandbox: Sandbox, run, instance):
+    run("sms", config=run_config(sms=SEND))
+    run("messages")
+    (sent,) = sandbox.sent
+
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert f"Next checks: {sent['requestId']} at " in result.skip_message
+    print(result.skip_message)
+
+
+def test_pending_sensor_cursor_holds_back_a_message_it_just_requested(
+    sandbox: Sandbox, run, instance
+):
+    run("sms", config=run_config(sms=SEND))
+    first = tick(pending_status_sensor, instance)
+
+    # The requested run has not happened (or failed): the message is still never checked.
+    second = tick(pending_status_sensor, instance, cursor=first.cursor)
+
+    assert len(first.run_requests) == 1
+    assert second.run_requests == []
+    assert "Next checks:" in second.skip_message
+
+
+def test_pending_sensor_stops_polling_messages_past_validity(sandbox: Sandbox, run, instance):
+    # The sandbox dates its messages in 2024: long past the 48 h validity.
+    run("messages", config=run_config(request_ids=sandbox.add_messages(1)))
+
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert "1 message(s) past validity + margin are no longer polled" in result.skip_message
+
+
+def test_pending_sensor_waits_while_a_status_run_is_in_progress(sandbox: Sandbox, run, instance):
+    run("sms", config=run_config(sms=SEND))
+    started = instance.create_run_for_job(
+        defs.resolve_job_def(message_status_job.name), status=DagsterRunStatus.STARTED
+    )
+
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == (
+        f"A status run is already queued or in progress: {started.run_id}."
+    )
+
+
+def test_pending_sensor_skips_when_the_duckdb_file_does_not_exist(instance, duckdb_path: Path):
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert "does not exist yet" in result.skip_message
+    assert not duckdb_path.exists()
+
+
+@pytest.mark.e2e
+def test_pending_sensor_skips_while_another_process_writes(
+    sandbox: Sandbox, run, instance, duckdb_path: Path
+):
+    run("sms", config=run_config(sms=SEND))
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+            "sys.stdin.read()",
+            str(duckdb_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        result = tick(pending_status_sensor, instance)
+    finally:
+        writer.communicate(timeout=30)
+
+    assert result.run_requests == []
+    assert "is held by a writer" in result.skip_message
+    assert len(tick(pending_status_sensor, instance).run_requests) == 1
+
+
+def test_pending_sensor_keeps_off_the_warehouse_while_a_run_holds_the_writers_pool(
+    sandbox: Sandbox, run, instance
+):
+    run("sms", config=run_config(sms=SEND))
+    # What a run's load step does before it opens the file.
+    instance.event_log_storage.set_concurrency_slots(WRITER_POOL, 1)
+    instance.event_log_storage.claim_concurrency_slot(WRITER_POOL, "writing-run", "messaging_sms")
+
+    result = tick(pending_status_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == "Run(s) writing-run are writing the warehouse."
+
+
+def test_sms_sent_sensor_requests_a_status_run_after_a_send(sandbox: Sandbox, run, instance):
+    sending = run("sms", config=run_config(sms=SEND))
+
+    result = tick(sms_sent_sensor, instance)
+
+    (request,) = result.run_requests
+    assert request.run_key == f"sent-in-{sending.run_id}"
+
+
+def test_sms_sent_sensor_skips_a_run_that_sent_nothing(sandbox: Sandbox, run, instance):
+    quiet = run("sms")
+
+    result = tick(sms_sent_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == f"Run {quiet.run_id} sent nothing."
+
+
+def test_sms_sent_sensor_skips_when_the_send_run_looked_statuses_up(
+    sandbox: Sandbox, run, instance
+):
+    both = run("sms", "messages", config=run_config(sms=SEND))
+
+    result = tick(sms_sent_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == f"Run {both.run_id} looked the new statuses up itself."

@@ -1,0 +1,222 @@
+"""A field whose type or shape changes between answers: every value is stored as it came, the
+refresh goes on, a row's history changes only where a value did, and the check
+`values_keep_their_types` names the table, the field and the change; on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dagster import AssetCheckSeverity
+
+from messaging_assets.sandbox import OMIT, Sandbox
+from messaging_assets.source.variants import fitting
+from messaging_assets_tests.conftest import (
+    Warehouse,
+    both_destinations,
+    check,
+    check_metadata,
+    run_config,
+)
+
+CHECK = "values_keep_their_types"
+CURRENT = "_dlt_valid_to IS NULL"
+
+
+def details(result, table: str) -> str:
+    return check_metadata(check(result, table, CHECK))["details"]
+
+
+def load_twice(sandbox: Sandbox, run, table: str, field: str, before: Any, after: Any):
+    """Loads `table` with every record's `field` as `before`, then as `after`."""
+    sandbox.set_field(table, field, [before])
+    assert run(table).success
+    sandbox.set_field(table, field, [after])
+    return run(table)
+
+
+# A value of another type: kept beside its column, as it came
+
+
+@both_destinations
+@pytest.mark.parametrize(
+    ("table", "key", "before", "after", "kept_in", "was"),
+    [
+        ("contacts", "contact_id", 10, 10.5, "score__v_double", "bigint"),
+        ("contacts", "contact_id", 10, "0 pts", "score__v_text", "bigint"),
+        ("phones", "phone_number", 1, True, "score__v_bool", "bigint"),
+        ("registrations", "request_id", True, 5, "score__v_bigint", "bool"),
+        ("registrations", "request_id", "yes", False, "score__v_bool", "text"),
+    ],
+)
+def test_a_value_of_another_type_is_kept_beside_its_column_and_the_check_names_it(
+    sandbox, run, warehouse: Warehouse, table, key, before, after, kept_in, was
+):
+    result = load_twice(sandbox, run, table, "score", before, after)
+
+    assert result.success
+    rows = warehouse.rows(f"SELECT score, {kept_in} FROM messaging.{table} WHERE {CURRENT}")
+    assert set(rows) == {(None, after)}
+    assert set(warehouse.rows(f"SELECT score FROM messaging.{table} WHERE NOT {CURRENT}")) == {
+        (before,)
+    }
+    evaluation = check(result, table, CHECK)
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    kind = kept_in.rsplit("__v_", 1)[1]
+    assert details(result, table).startswith(
+        f"{table}.score: {kind} values in {len(rows)} current row(s), where the column is {was}; "
+        f"they are kept in {kept_in} (e.g. {key} "
+    )
+
+
+def test_a_value_of_another_type_in_a_message_is_kept_beside_its_column(
+    sandbox: Sandbox, run, warehouse: Warehouse
+):
+    (request_id,) = sandbox.add_messages(1)
+    config = run_config(request_ids=[request_id])
+    sandbox.set_field("messages", "retries", [2])
+    run("messages", config=config)
+    sandbox.set_field("messages", "retries", ["2"])
+
+    result = run("messages", config=config)
+
+    assert warehouse.rows("SELECT retries, retries__v_text FROM messaging.messages") == [
+        (None, "2")
+    ]
+    assert details(result, "messages") == (
+        "messages.retries: text values in 1 current row(s), where the column is bigint; they "
+        f"are kept in retries__v_text (e.g. request_id {request_id})"
+    )
+
+
+def test_a_value_back_in_its_type_passes_the_check_again(sandbox, run, warehouse: Warehouse):
+    load_twice(sandbox, run, "contacts", "score", 10, 10.5)
+    sandbox.set_field("contacts", "score", [11])
+
+    result = run("contacts")
+
+    assert check(result, "contacts", CHECK).passed
+    assert set(warehouse.rows(f"SELECT score FROM messaging.contacts WHERE {CURRENT}")) == {(11,)}
+
+
+# A row's history changes only where a value did
+
+
+def test_a_row_keeps_its_version_when_its_page_is_read_another_way(
+    sandbox, run, warehouse: Warehouse
+):
+    sandbox.set_field("contacts", "score", [10])
+    run("contacts")
+    # One record's 10.5 sends the whole page through dlt's normalizer instead of arrow's.
+    sandbox.set_field("contacts", "score", [10.5, *[10] * 119])
+    run("contacts")
+    sandbox.set_field("contacts", "score", [10])
+
+    run("contacts")
+
+    versions = warehouse.rows(
+        "SELECT contact_id, count(*) FROM messaging.contacts GROUP BY 1 HAVING count(*) > 1"
+    )
+    assert versions == [("c-000001", 3)]
+    assert warehouse.scalar("SELECT count(*) FROM messaging.contacts") == 120 + 2
+
+
+# An object or a list where a scalar was
+
+
+@both_destinations
+def test_a_declared_field_that_becomes_an_object_fails_the_check_naming_where_it_went(
+    sandbox, run, warehouse: Warehouse
+):
+    names = [{"first": f"First {i}", "last": f"Last {i}"} for i in range(120)]
+
+    result = load_twice(sandbox, run, "contacts", "contactName", "Ada Lovelace", names[0])
+
+    assert result.success
+    assert set(
+        warehouse.rows(
+            "SELECT contact_name, contact_name__first, contact_name__last "
+            f"FROM messaging.contacts WHERE {CURRENT}"
+        )
+    ) == {(None, "First 0", "Last 0")}
+    evaluation = check(result, "contacts", CHECK)
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    assert details(result, "contacts") == (
+        "contacts.contact_name: an object in 120 current row(s), where the column holds text; "
+        "its values are in contact_name__first, contact_name__last, and contact_name is empty "
+        "there"
+    )
+
+
+def test_a_declared_field_that_becomes_a_list_fails_the_check_naming_the_child_table(
+    sandbox, run, warehouse: Warehouse
+):
+    result = load_twice(sandbox, run, "contacts", "contactName", "Ada", ["Ada", "Lovelace"])
+
+    assert warehouse.scalar("SELECT count(*) FROM messaging.contacts__contact_name") == 240
+    assert details(result, "contacts") == (
+        "contacts.contact_name: a list in 120 current row(s), where the column holds text; its "
+        "items are in the table contacts__contact_name, and contact_name is empty there"
+    )
+
+
+def test_an_undeclared_object_that_becomes_text_everywhere_is_a_warning(
+    sandbox, run, warehouse: Warehouse
+):
+    result = load_twice(sandbox, run, "contacts", "address", {"city": "Berlin"}, "Berlin")
+
+    evaluation = check(result, "contacts", CHECK)
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.WARN
+    assert details(result, "contacts") == (
+        "contacts.address: text values in 120 current row(s), where it was an object or a list "
+        "before (address__city)"
+    )
+
+
+def test_an_undeclared_field_in_both_shapes_at_once_is_an_error(sandbox, run):
+    sandbox.set_field("contacts", "address", ["Berlin"])
+    run("contacts")
+    sandbox.set_field("contacts", "address", [{"city": "Berlin"}, "Berlin", OMIT])
+
+    result = run("contacts")
+
+    evaluation = check(result, "contacts", CHECK)
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    assert details(result, "contacts").startswith(
+        "contacts.address: an object in 40 current row(s), where the column holds text; its "
+        "values are in address__city, and address is empty there"
+    )
+
+
+# Which values a column takes unchanged
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "declared", "variant"),
+    [
+        (10, "bigint", False, None),
+        (10, "double", False, None),
+        (2**53 + 1, "double", False, "v_bigint"),
+        (10.5, "bigint", False, "v_double"),
+        ("12", "bigint", False, "v_text"),
+        (True, "bigint", False, "v_bool"),
+        (5, "bool", False, "v_bigint"),
+        (True, "text", False, "v_bool"),
+        (10, "text", False, "v_bigint"),
+        # The provider sends some documented text fields (`ttid`) as numbers.
+        (10, "text", True, None),
+        (True, "text", True, "v_bool"),
+        ("2026-12-05T10:00:00+0200", "timestamp", True, None),
+        (1733392800, "timestamp", True, "v_bigint"),
+        ("0.0450", "decimal", True, None),
+        (0.045, "decimal", True, None),
+        ("anything", None, False, None),
+    ],
+)
+def test_a_value_goes_to_its_column_only_where_its_type_survives_unchanged(
+    value, column, declared, variant
+):
+    assert fitting(value, column, declared)[1] == variant

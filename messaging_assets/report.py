@@ -5,6 +5,7 @@ from __future__ import annotations
 from messaging_assets import sql
 from messaging_assets.pipeline import database_path, destination_type
 from messaging_assets.registry import RESOURCES, SOURCE
+from messaging_assets.settings import check_settings_files
 from messaging_assets.warehouse import Connection, read
 
 
@@ -24,6 +25,7 @@ def row_counts(warehouse: Connection) -> list[tuple[str, int, int]]:
 
 
 def main() -> None:
+    check_settings_files()
     with read() as warehouse:
         if destination_type() == "duckdb":
             print(f"{database_path()}:")

@@ -17,8 +17,11 @@ from messaging_assets.settings import SettingError, automation_settings
 from messaging_assets_tests.conftest import (
     REPO_ROOT,
     failure_text,
+    free_port,
     make_dagster_home,
     materialize_command,
+    run_to_its_end,
+    shell_env,
 )
 
 BIN = Path(sys.executable).parent
@@ -119,11 +122,21 @@ def test_the_code_location_loads_whatever_the_run_settings_say():
 
 
 # Entry points a user meets a settings file through (run from the repo root): each command, and
-# the file broken for it.
+# the file broken for it. `{home}` is a Dagster home, each `{port}` a free port.
 BROKEN_FILE_ENTRY_POINTS = [
     pytest.param(materialize_command("messaging/contacts"), "config.toml", id="dagster-cli"),
     pytest.param([str(BIN / "dg"), "check", "defs"], "config.toml", id="dg-check-defs"),
     pytest.param([sys.executable, "-m", "messaging_assets.report"], "secrets.toml", id="report"),
+    pytest.param(
+        ["make", "demo", "SANDBOX_PORT={port}", "DAGSTER_HOME_DIR={home}"],
+        "config.toml",
+        id="make-demo",
+    ),
+    pytest.param(
+        ["make", "dev", "DAGSTER_PORT={port}", "SANDBOX_PORT={port}", "DAGSTER_HOME_DIR={home}"],
+        "secrets.toml",
+        id="make-dev",
+    ),
 ]
 
 
@@ -138,17 +151,11 @@ def test_a_settings_file_that_is_not_toml_is_told_in_one_line_with_its_position(
     text = (settings / file).read_text() if (settings / file).exists() else ""
     (settings / file).write_text(text + "\nkey = = 1\n")
     position = f"{settings / file}:{len(text.splitlines()) + 2}:7"
+    home = make_dagster_home(tmp_path, "dagster.yaml")
 
-    done = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        env={
-            **os.environ,
-            "DLT_PROJECT_DIR": str(tmp_path / "project"),
-            "DAGSTER_HOME": str(make_dagster_home(tmp_path, "dagster.yaml")),
-        },
-        capture_output=True,
-        text=True,
+    done = run_to_its_end(
+        [part.format(home=home, port=free_port()) for part in command],
+        shell_env(DLT_PROJECT_DIR=str(tmp_path / "project"), DAGSTER_HOME=str(home)),
         timeout=120,
     )
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from messaging_assets.settings import SettingsFileError, check_settings_files
+from messaging_assets.settings import SettingError, SettingsFileError, check_settings_files
 
 HOME_LOCK = "make-dev.lock"
 
@@ -35,11 +35,12 @@ class Refused(Exception):
 
 
 def check_before_start(host: str, ports: Mapping[str, int]) -> None:
-    """Raise Refused unless the settings files parse and every port (by the Make setting that
-    chooses it) is free on `host`."""
+    """Raise Refused unless the settings files parse (and dlt's own `[runtime]` settings in them
+    are of the right type), and every port (by the Make setting that chooses it) is free on
+    `host`."""
     try:
         check_settings_files()
-    except SettingsFileError as error:
+    except (SettingsFileError, SettingError) as error:
         raise Refused(str(error)) from None
     # All held at once: two settings naming the same port are refused too.
     with contextlib.ExitStack() as held:

@@ -80,6 +80,21 @@ def test_a_wrong_runtime_setting_is_named_by_its_variable():
     assert "RUNTIME__REQUEST_TIMEOUT='soon': expected a number." in loaded.stdout + loaded.stderr
 
 
+def test_a_wrong_runtime_setting_stops_make_dev_and_make_demo_before_they_start_in_one_line():
+    # Their first step, which reads the settings files, and so dlt's [runtime] settings.
+    checked = subprocess.run(
+        [sys.executable, "-m", "messaging_assets.preflight", "--sandbox-port", str(free_port())],
+        cwd=REPO_ROOT,
+        env={**os.environ, "RUNTIME__REQUEST_TIMEOUT": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert checked.returncode == 1
+    assert checked.stderr == "RUNTIME__REQUEST_TIMEOUT='soon': expected a number.\n"
+
+
 # (asset, variable, value, what the error says after the variable's name)
 RUN_SETTINGS = [
     ("contacts", "SOURCES__MESSAGING__API_SHAPE", "xml", "='xml': expected one of data, provider"),

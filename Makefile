@@ -44,9 +44,10 @@ test: install
 	$(BIN)/python -m pytest
 
 # The edit-test loop: everything but the tests that start processes (marker `e2e`: the CLI,
-# dagster dev, make, the daemon, the bench) and the browser. `make test` runs them all.
+# dagster dev, make, the daemon, the bench) and the browser, four at a time (they mostly wait on
+# HTTP and files). `make test` runs them all, one after another.
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not ui" -q
+	$(BIN)/python -m pytest -m "not e2e and not ui" -q -n 4
 
 # The `postgres` tests alone, next to a throw-away PostgreSQL server (.ci/postgres starts it and
 # removes it afterwards; it needs PostgreSQL's server binaries: apt-get install postgresql).
@@ -89,7 +90,10 @@ sandbox: install
 $(DAGSTER_HOME_DIR)/dagster.yaml: instance/dagster.yaml
 	@mkdir -p $(@D) && cp instance/dagster.yaml $@
 
+# It starts nothing unless its settings files parse and SANDBOX_PORT is free: it would otherwise
+# load from another sandbox listening there (`make dev`'s).
 demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
+	@$(BIN)/python -m messaging_assets.dev.preflight --sandbox-port $(SANDBOX_PORT)
 	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
@@ -104,7 +108,8 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 
 # The sandbox and `dagster dev` (web UI on http://127.0.0.1:$(DAGSTER_PORT)) together; Ctrl-C, or
 # SIGTERM to make, stops both within seconds (messaging_assets/dev/supervisor.py). `exec`: make passes its
-# SIGTERM to its child, which then is the one process that stops them.
+# SIGTERM to its child, which then is the one process that stops them. It starts nothing while a
+# port is taken or another `make dev` runs on DAGSTER_HOME_DIR, and says which setting to change.
 dev: export DAGSTER_HOME := $(DAGSTER_HOME_DIR)
 dev: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@exec $(BIN)/python -m messaging_assets.dev --port $(DAGSTER_PORT) \

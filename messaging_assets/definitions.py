@@ -1,5 +1,11 @@
 """The code location, as `dagster dev`, `dg` and `dagster asset materialize -m ...` load it."""
 
+from messaging_assets.settings import check_settings_files
+
+# Before the imports below read their first setting: a broken settings file fails here, in one
+# line, rather than as dlt's traceback from whichever import reads a setting first.
+check_settings_files()
+
 from dagster import Definitions, in_process_executor
 
 from messaging_assets.defs.assets import list_assets, send_assets, status_assets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from messaging_assets.registry import ENDPOINTS, SOURCE
+from messaging_assets.settings import check_settings_files
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection, read
 from messaging_assets.warehouse.destination import database_path, destination_type
@@ -24,6 +25,7 @@ def row_counts(warehouse: Connection) -> list[tuple[str, int, int]]:
 
 
 def main() -> None:
+    check_settings_files()
     with read() as warehouse:
         if destination_type() == "duckdb":
             print(f"{database_path()}:")

@@ -6,29 +6,104 @@ Each group is a dlt `@configspec`, validated where it is read: a wrong value fai
 naming the environment variable, the value and what is allowed. Automation settings are read when
 the code location loads (restart `dagster dev` after a change); resource settings when a run
 uses them, so that a mistake there fails only the runs that need it.
+
+A settings file that is not valid TOML stops everything, as dlt reads no setting then: each entry
+point (the code location, the report, `make dev` and `make demo`) calls `check_settings_files`
+first, which says so in one line, file:line:column.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import sys
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
+import dlt
+import tomlkit
 from croniter import croniter
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.configuration.specs import BaseConfiguration
 
 from messaging_assets.registry import SOURCE
 
 Spec = TypeVar("Spec", bound=BaseConfiguration)
 _KINDS = {float: "a number", int: "a whole number", bool: "true or false"}
+RUNTIME = ("runtime",)
 
 
 class SettingError(ValueError):
     """A setting's value is not allowed; the message names the variable, the value and why."""
+
+
+class SettingsFileError(Exception):
+    """A settings file is not valid TOML. The message is all a user needs, in one line: the file,
+    line and column, what is wrong there."""
+
+
+def check_settings_files() -> None:
+    """Raise SettingsFileError when dlt cannot read one of its settings files (`.dlt/config.toml`,
+    `.dlt/secrets.toml`, or those in dlt's global folder). dlt reads them all on the first setting
+    asked for, and otherwise fails with a long traceback that names neither the file nor its
+    position, from wherever that first setting happened to be read. dlt then resolves its own
+    `[runtime]` settings: one of the wrong type is a SettingError, as from `resolve`."""
+    try:
+        # Asking for them is what loads the files.
+        dlt.config.config_providers  # noqa: B018
+    except TomlProviderReadException as error:
+        _print_only_the_message_if_uncaught()
+        raise SettingsFileError(_broken_file(error)) from None
+    except ConfigValueCannotBeCoercedException as error:
+        raise _not_coerced(error, RUNTIME) from None
+
+
+_FIX = "Fix it there: no setting is read until the file parses."
+
+
+def _broken_file(error: TomlProviderReadException) -> str:
+    """file:line:column and what is wrong, parsed again as dlt parses the files (tomlkit) to find
+    which of them failed and where: dlt's message says neither."""
+    for path in error.full_paths:
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as file:
+                tomlkit.load(file)
+        except tomlkit.exceptions.ParseError as broken:
+            what = str(broken).removesuffix(f" at line {broken.line} col {broken.col}")
+            # tomlkit counts columns from 0, editors from 1.
+            where = f"{os.path.abspath(path)}:{broken.line}:{broken.col + 1}"
+            return f"{where}: invalid TOML, {what}. {_FIX}"
+        except (OSError, ValueError, tomlkit.exceptions.TOMLKitError) as broken:
+            return f"{os.path.abspath(path)}: {broken}. {_FIX}"
+    return " ".join(str(error).split())
+
+
+def _print_only_the_message_if_uncaught() -> None:
+    """Where nothing catches a SettingsFileError (the Dagster CLI importing the definitions),
+    Python prints its one line rather than a traceback; a code server catches it and shows it as
+    the code location's error."""
+    if getattr(sys.excepthook, "func", None) is not _one_line:
+        sys.excepthook = functools.partial(_one_line, sys.excepthook)
+
+
+def _one_line(
+    previous: Callable[[type[BaseException], BaseException, TracebackType | None], Any],
+    kind: type[BaseException],
+    error: BaseException,
+    traceback: TracebackType | None,
+) -> None:
+    if isinstance(error, SettingsFileError):
+        print(error, file=sys.stderr)
+    else:
+        previous(kind, error, traceback)
 
 
 def variable(sections: Sequence[str], name: str) -> str:
@@ -42,13 +117,19 @@ def resolve(spec: Spec, sections: Sequence[str]) -> Spec:
         resolved = resolve_configuration(spec, sections=tuple(sections))
     except ConfigValueCannotBeCoercedException as error:
         # dlt resolves its own `[runtime]` settings first, whatever spec is asked for.
-        owner = sections if error.field_name in spec.get_resolvable_fields() else ("runtime",)
-        expected = _KINDS.get(error.hint, f"a value of type {error.hint}")
-        raise SettingError(
-            f"{variable(owner, error.field_name)}={error.field_value!r}: expected {expected}."
-        ) from None
+        owner = sections if error.field_name in spec.get_resolvable_fields() else RUNTIME
+        raise _not_coerced(error, owner) from None
     resolved.check(sections)
     return resolved
+
+
+def _not_coerced(
+    error: ConfigValueCannotBeCoercedException, sections: Sequence[str]
+) -> SettingError:
+    expected = _KINDS.get(error.hint, f"a value of type {error.hint}")
+    return SettingError(
+        f"{variable(sections, error.field_name)}={error.field_value!r}: expected {expected}."
+    )
 
 
 class Checked(BaseConfiguration):

@@ -77,6 +77,36 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def shell_env(**settings: str) -> dict[str, str]:
+    """The environment of a command typed in a shell, plus `settings`: `make` run from it is not
+    a sub-make of `make test`."""
+    ours = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return {**ours, **settings}
+
+
+def run_to_its_end(
+    command: Sequence[str], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess:
+    """Run a command from the repo root that must end by itself within `timeout` seconds: if it
+    does not, stop it and all it started (its process group), and fail."""
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process_group(process)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{command} still ran after {timeout} s:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # dlt keeps pipeline working state under DLT_DATA_DIR (default ~/.dlt): keep tests out of it.
     os.environ["DLT_DATA_DIR"] = str(Path(config.rootpath, ".pytest_cache", "dlt").resolve())

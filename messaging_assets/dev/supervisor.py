@@ -7,6 +7,10 @@ and this process can signal everything the child started at once: `dagster dev` 
 webserver, a daemon and code servers (which start run workers). Ctrl-C, SIGTERM (what make passes
 on to its recipe) and SIGHUP all stop both children: `dagster dev` gets the SIGINT a terminal
 would send to all its processes; what still runs after GRACE_SECONDS is killed.
+
+Nothing starts unless everything can (`preflight.py`): the settings files parse, both ports are
+free, and no other `make dev` runs on the same DAGSTER_HOME, whose lock this process
+then holds until it ends. Otherwise one line on stderr says why and which Make setting to change.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from messaging_assets.dev.preflight import Refused, check_before_start, hold_dagster_home
 
 # `dagster dev` stops in 2 to 5 s when idle; on its own it would wait up to 60 s for its webserver
 # and daemon, and the daemon up to 30 s for each of its threads.
@@ -136,6 +142,22 @@ def group_alive(process: subprocess.Popen) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    with contextlib.ExitStack() as held:
+        try:
+            # Without DAGSTER_HOME, `dagster dev` makes a home of its own, shared with nobody.
+            if home := os.environ.get("DAGSTER_HOME"):
+                held.enter_context(hold_dagster_home(Path(home)))
+            check_before_start(
+                args.host, {"DAGSTER_PORT": args.port, "SANDBOX_PORT": args.sandbox_port}
+            )
+        except Refused as refused:
+            print(refused, file=sys.stderr)
+            return 1
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start both children and supervise them until a stop signal, or until either exits."""
     stop_requested = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.client import JobClientBase
+from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.pipeline import Pipeline
 
 from messaging_assets.warehouse import sql
@@ -171,8 +172,9 @@ def connect(pipeline: Pipeline | None = None) -> Iterator[Connection]:
             if time.monotonic() >= deadline:
                 raise DuckDBLocked(
                     f"The DuckDB file {database_path()} is locked by another process and stayed "
-                    f"locked for {timeout:.0f}s: {error}. Close that connection (a DuckDB shell, "
-                    "a notebook), or wait longer with DESTINATION__DUCKDB__LOCK_TIMEOUT."
+                    f"locked for {timeout:.0f}s: {_reason(error).rstrip('.')}. Close that "
+                    "connection (a DuckDB shell, a notebook), or wait longer with "
+                    "DESTINATION__DUCKDB__LOCK_TIMEOUT."
                 ) from None
             time.sleep(0.25)
     with _closing(job_client) as connection:
@@ -194,7 +196,7 @@ def read() -> Iterator[Connection]:
             if _is_lock(error):
                 raise WarehouseUnavailable(
                     f"DuckDB file {database_path()} is held by a writer; trying again next tick. "
-                    f"({error})"
+                    f"({_reason(error)})"
                 ) from error
             raise
         with _closing(job_client) as connection:
@@ -217,6 +219,15 @@ def _closing(job_client: JobClientBase) -> Iterator[Connection]:
 
 def _is_lock(error: BaseException) -> bool:
     return destination_type() == "duckdb" and "lock" in str(error).lower()
+
+
+def _reason(error: BaseException) -> str:
+    """DuckDB's own words for a failed open (the file, and the holder's PID), without the hint
+    dlt puts before them on any failed connection: that the credentials may be wrong or the
+    internet down, neither of which holds for a locked file."""
+    if isinstance(error, DestinationConnectionError) and error.inner_exc is not None:
+        return str(error.inner_exc)
+    return str(error)
 
 
 @contextmanager

@@ -174,6 +174,8 @@ def test_pending_sensor_skips_while_another_process_writes(
 
     assert result.run_requests == []
     assert "is held by a writer" in result.skip_message
+    assert f"PID {writer.pid}" in result.skip_message
+    assert "credentials" not in result.skip_message
     assert len(tick(pending_status_sensor, instance).run_requests) == 1
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import receiver as bench_receiver
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.__main__ import main
 from messaging_assets.receiver.settings import receiver_settings
@@ -395,6 +396,15 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_event(tmp_path: Path):
     assert set(acknowledged) <= landed
     assert all(landing.is_landed_file(p.name) for p in files)
     assert half not in {p.name for p in files}
+
+
+def test_the_bench_scenario_measures_the_floor_and_the_receiver():
+    figures = bench_receiver.scenario(events=200, repeats=1)
+
+    assert figures["floor"]["files"]["median"] == 200
+    assert figures["receiver"]["files"]["median"] < 200
+    assert figures["receiver"]["ratio"]["median"] > 0
+    assert "| receiver (group commit) |" in "\n".join(bench_receiver.table(figures))
 
 
 def test_landing_names_and_lines_round_trip(tmp_path: Path):

@@ -434,26 +434,32 @@ def test_landing_names_and_lines_round_trip(tmp_path: Path):
 # ------------------------------------------------------------------------------------ settings
 
 
-def test_the_receiver_refuses_to_start_without_a_token_or_with_a_short_one():
+def test_the_receiver_refuses_to_start_without_a_token_or_with_a_short_one(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__MESSAGING__")}
+    # dlt reads no secret from config.toml: a token there is refused, not ignored.
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.messaging.receiver]\ntoken = "{"short-secret-" * 4}"\n'
+    )
     cases = {
-        "SOURCES__MESSAGING__RECEIVER__TOKEN is not set": env,
-        "SOURCES__MESSAGING__RECEIVER__TOKEN: expected at least 32 characters": {
-            **env,
-            "SOURCES__MESSAGING__RECEIVER__TOKEN": "short-secret-1234",
-        },
+        "SOURCES__MESSAGING__RECEIVER__TOKEN is not set": (env, REPO_ROOT),
+        "SOURCES__MESSAGING__RECEIVER__TOKEN: expected at least 32 characters": (
+            {**env, "SOURCES__MESSAGING__RECEIVER__TOKEN": "short-secret-1234"},
+            REPO_ROOT,
+        ),
+        "SOURCES__MESSAGING__RECEIVER__TOKEN: found in config.toml": (env, tmp_path),
     }
     # Side by side: each start imports the project (seconds).
     started = {
         said: subprocess.Popen(
             [sys.executable, "-m", "messaging_assets.receiver", "--port", str(free_port())],
-            cwd=REPO_ROOT,
-            env=case,
+            cwd=cwd,
+            env={**case, "PYTHONPATH": str(REPO_ROOT)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for said, case in cases.items()
+        for said, (case, cwd) in cases.items()
     }
 
     for said, process in started.items():

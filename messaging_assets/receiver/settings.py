@@ -14,6 +14,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from dlt.common.configuration import configspec
+from dlt.common.configuration.exceptions import ValueNotSecretException
 from dlt.common.typing import TSecretStrValue
 
 from messaging_assets.registry import SOURCE
@@ -44,7 +45,7 @@ class ReceiverSettings(Checked):
     max_concurrency: int = 200
     # An idle connection, new or between requests, is closed after this long.
     keep_alive_seconds: float = 5
-    # A request's head, and then its body, must each arrive within this long.
+    # A request (head and body) must arrive whole within this long of its first byte.
     read_timeout_seconds: float = 10
     # After an idle moment, how long the writer waits for more events before writing a file.
     commit_window_ms: float = 1
@@ -123,4 +124,11 @@ class ReceiverSettings(Checked):
 
 
 def receiver_settings() -> ReceiverSettings:
-    return resolve(ReceiverSettings(), ReceiverSettings.SECTIONS)
+    try:
+        return resolve(ReceiverSettings(), ReceiverSettings.SECTIONS)
+    except ValueNotSecretException as error:
+        name = error.key.rsplit(".", 1)[-1]
+        raise SettingError(
+            f"{variable(ReceiverSettings.SECTIONS, name)}: found in {error.provider_name}, which "
+            "dlt does not read secrets from: move it to .dlt/secrets.toml or the environment."
+        ) from None

@@ -13,7 +13,7 @@ SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install lock test test-fast test-postgres test-ui lint demo dev sandbox clean bench
+.PHONY: install lock test test-fast test-postgres test-ui lint demo dev sandbox receiver clean bench
 
 # .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
 # comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
@@ -82,6 +82,13 @@ bench: install
 
 sandbox: install
 	$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)
+
+# The receiver of the provider's callbacks (delivery reports, inbound messages) on 127.0.0.1;
+# it needs SOURCES__MESSAGING__RECEIVER__TOKEN. `python -m messaging_assets.receiver urls` prints
+# the URLs to register.
+RECEIVER_PORT ?= 8787
+receiver: install
+	$(BIN)/python -m messaging_assets.receiver --port $(RECEIVER_PORT)
 
 # Starts the sandbox, sends 3 sandbox messages, materializes every asset with the real CLI,
 # prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.

@@ -33,7 +33,7 @@ from typing import Any
 
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
-from bench import day
+from bench import day, receiver
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
 
@@ -504,6 +504,8 @@ def table(results: dict[str, Any]) -> str:
     lines += _postgres_lines(results) + _refresh_lines(results) + _startup_lines(results)
     if "day" in results:
         lines += day.table(results["day"])
+    if "receiver" in results:
+        lines += receiver.table(results["receiver"])
     lines += ["", "Ratios: median of per-repeat ratios (min-max); peak RSS: median."]
     return "\n".join(lines)
 
@@ -571,7 +573,7 @@ def _startup_lines(results: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ main
 
-SCENARIOS = ("startup", *CONTACT_VARIANTS, "postgres", "messages", "refresh", "day")
+SCENARIOS = ("startup", *CONTACT_VARIANTS, "postgres", "messages", "refresh", "day", "receiver")
 LABELS = {
     "contacts_nested": "contacts (a nested object each)",
     "contacts_provider": "contacts (provider shape)",
@@ -584,6 +586,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=100_000, help="one look-up each")
     parser.add_argument("--refresh", type=int, default=2_000, help="pending look-ups (N)")
     parser.add_argument("--day", type=int, default=10_000, help="sends in the simulated day")
+    parser.add_argument(
+        "--receiver-events", type=int, default=6_000, help="delivery reports per receiver run"
+    )
     parser.add_argument("--latency-ms", type=float, default=10.0, help="per look-up (L)")
     parser.add_argument("--repeats", type=int, default=3, help="for contacts, refresh, start-up")
     parser.add_argument(
@@ -613,9 +618,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     if args.quick:
         args.contacts, args.messages, args.refresh, args.day = 20_000, 10_000, 500, 2_000
+        args.receiver_events = 2_000
         args.repeats = args.long_repeats = 1
     if args.smoke:
         args.contacts, args.messages, args.refresh, args.day = 500, 50, 50, 200
+        args.receiver_events = 200
         args.repeats = args.long_repeats = 1
     return args
 
@@ -631,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "messages": args.messages,
             "refresh": args.refresh,
             "day": args.day,
+            "receiver_events": args.receiver_events,
             "latency_ms": args.latency_ms,
             "repeats": args.repeats,
             "long_repeats": args.long_repeats,
@@ -672,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     if "day" in chosen:
         results["day"] = day.simulate(args.day, seed=7, settings=AutomationSettings())
+    if "receiver" in chosen:
+        results["receiver"] = receiver.scenario(args.receiver_events, args.repeats)
     results["elapsed_s"] = time.time() - started
     results["table"] = table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

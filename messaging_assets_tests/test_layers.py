@@ -23,6 +23,14 @@ FORBIDDEN = {
         "messaging_assets.defs",
         "messaging_assets.definitions",
     ),
+    # A service of its own, on a host of its own: it lands files and knows nothing of loading
+    # (dlt only for its settings).
+    "receiver": (
+        *DAGSTER,
+        "messaging_assets.source",
+        "messaging_assets.warehouse",
+        "messaging_assets.defs",
+    ),
     "registry.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),
     "settings.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),
     "column_hints.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),

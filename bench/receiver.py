@@ -25,7 +25,6 @@ import os
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.stats import stats
 from messaging_assets.receiver import landing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -269,15 +269,6 @@ def run_receiver(
     return figures
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "runs": list(values),
-    }
-
-
 def scenario(
     events: int, repeats: int, clients: int = CLIENTS, window_ms: float | None = None
 ) -> dict[str, Any]:
@@ -300,13 +291,11 @@ def scenario(
     summary: dict[str, Any] = {"events": events, "clients": clients, "repeats": repeats}
     for kind, figures in runs.items():
         summary[kind] = {
-            key: _stats([f[key] for f in figures]) for key in ("per_s", "p50_ms", "p99_ms")
+            key: stats([f[key] for f in figures]) for key in ("per_s", "p50_ms", "p99_ms")
         }
-        summary[kind]["files"] = _stats([f["files"] for f in figures])
-    summary["receiver"]["events_per_file"] = _stats(
-        [f["events_per_file"] for f in runs["receiver"]]
-    )
-    summary["receiver"]["ratio"] = _stats(
+        summary[kind]["files"] = stats([f["files"] for f in figures])
+    summary["receiver"]["events_per_file"] = stats([f["events_per_file"] for f in runs["receiver"]])
+    summary["receiver"]["ratio"] = stats(
         [r["per_s"] / f["per_s"] for r, f in zip(runs["receiver"], runs["floor"], strict=True)]
     )
     return summary

@@ -34,6 +34,7 @@ from typing import Any
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
 from bench import day, receiver
+from bench.stats import stats
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
 
@@ -302,8 +303,8 @@ def refresh_scenario(
             shutil.rmtree(target.root, ignore_errors=True)
     summary = _summarize(runs)
     for kind, values in runs.items():
-        summary[kind]["lookups_per_s"] = _stats([r.extra["lookups_per_s"] for r in values])
-        summary[kind]["extract_lookups_per_s"] = _stats(
+        summary[kind]["lookups_per_s"] = stats([r.extra["lookups_per_s"] for r in values])
+        summary[kind]["extract_lookups_per_s"] = stats(
             [r.extra["extract_lookups_per_s"] for r in values]
         )
     summary["n"] = n
@@ -370,27 +371,18 @@ def startup_scenario(url: str, repeats: int, work: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ summaries
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "runs": list(values),
-    }
-
-
 def _summarize(runs: dict[str, list[Run]], base: str = "floor") -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for kind, values in runs.items():
         summary[kind] = {
-            "seconds": _stats([r.seconds for r in values]),
-            "rss_mb": _stats([r.rss_mb for r in values]),
+            "seconds": stats([r.seconds for r in values]),
+            "rss_mb": stats([r.rss_mb for r in values]),
             "runs": [{"seconds": r.seconds, "rss_mb": r.rss_mb, **r.extra} for r in values],
         }
         if kind != base:
             # Pair by pair, within the same repeat, then the median of the ratios.
             ratios = [r.seconds / b.seconds for r, b in zip(values, runs[base], strict=True)]
-            summary[kind]["ratio"] = _stats(ratios)
+            summary[kind]["ratio"] = stats(ratios)
         phases = [r.extra["phases"] for r in values if "phases" in r.extra]
         if phases:
             summary[kind]["phases"] = {
@@ -398,7 +390,7 @@ def _summarize(runs: dict[str, list[Run]], base: str = "floor") -> dict[str, Any
             }
         steps = [r.extra["step"] for r in values if r.extra.get("step") is not None]
         if steps:
-            summary[kind]["step"] = _stats(steps)
+            summary[kind]["step"] = stats(steps)
     return summary
 
 

@@ -66,6 +66,16 @@ def request(
         connection.close()
 
 
+def raw(port: int, sent: str) -> bytes:
+    """What the receiver answers to these bytes, up to the end of its answer's head."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(sent.replace("\r\n", "\r\nHost: x\r\n", 1).encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer and (received := sock.recv(4096)):
+            answer += received
+        return answer
+
+
 class Receiver:
     """`python -m messaging_assets.receiver` on a free port, landing in `landing`."""
 
@@ -229,16 +239,18 @@ def test_the_previous_token_is_accepted_during_rotation(receiver: Receiver):
 def test_a_body_over_the_limit_gets_413_and_stores_nothing(receiver: Receiver):
     before = receiver.stored()
     path = f"/{TOKEN}/delivery-reports"
-    # Refused by its declared length, before the body is read: only the head is sent.
-    with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n".encode())
-        declared = sock.recv(4096)
-    whole = request(receiver.port, path, b"x" * 65537)
+    # The receiver answers and closes as soon as it knows: these clients then send nothing more,
+    # so that the answer is never lost to a reset of a connection still sending.
+    declared = raw(receiver.port, f"POST {path} HTTP/1.1\r\nContent-Length: 65537\r\n\r\n")
     # A chunked body declares no length: it is counted as it arrives.
-    chunked = request(receiver.port, path, (b"y" * 1000 for _ in range(70)))
+    chunked = raw(
+        receiver.port,
+        f"POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"8000\r\n{'y' * 0x8000}\r\n8001\r\n{'y' * 0x8001}",
+    )
 
     assert declared.startswith(b"HTTP/1.1 413 ")
-    assert (whole.status, chunked.status) == (413, 413)
+    assert chunked.startswith(b"HTTP/1.1 413 ")
     assert receiver.stored() == before
     assert receiver.post("delivery-reports", b"z" * 65536).status == 204
     assert receiver.stored() == before + 1
@@ -338,7 +350,7 @@ def test_concurrent_requests_share_landed_files(receiver: Receiver):
 def test_the_token_is_in_no_log_line_and_no_landed_file(receiver: Receiver):
     # Every kind of answer once more, then everything the receiver wrote is read.
     receiver.post("delivery-reports", json.dumps(REPORT).encode())
-    receiver.post("delivery-reports", b"x" * 70000)
+    raw(receiver.port, f"POST /{TOKEN}/delivery-reports HTTP/1.1\r\nContent-Length: 70000\r\n\r\n")
     receiver.post("delivery-reports", b"{}", token=TOKEN[:-1])
     receiver.post("delivery-reports", b"{}", token=PREVIOUS_TOKEN)
     request(receiver.port, f"/{TOKEN}/inbound-messages", method="GET")

@@ -17,7 +17,7 @@ from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
 from messaging_assets.sending import SendRequest, reference_for
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.translator import MessagingTranslator
-from messaging_assets.warehouse import WRITER_POOL
+from messaging_assets.writers import WRITER_POOL, WritersPool
 
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [resource.name for resource in LISTS]
@@ -90,18 +90,36 @@ def _block(name: str, *resources: str) -> dict:
 
 
 @dlt_assets(**_block(SEND.name, SEND.name))
-def send_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: SendConfig):
+def send_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: SendConfig,
+):
     source = messaging_source(config.options(context)).with_resources(SEND.name)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_block(STATUS.name, STATUS.name))
-def status_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: StatusConfig):
+def status_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: StatusConfig,
+):
     source = messaging_source(config.options(context)).with_resources(STATUS.name)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_block("reference", *LIST_NAMES))
-def list_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: ListConfig):
+def list_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: ListConfig,
+):
     source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)

@@ -21,7 +21,8 @@ from messaging_assets.automation import AUTOMATION
 from messaging_assets.polling import pending_messages
 from messaging_assets.registry import BY_NAME, FINAL_STATUSES, PENDING_STATUSES, RESOURCES, Resource
 from messaging_assets.settings import resource_settings, variable
-from messaging_assets.warehouse import WRITER_POOL, Connection, connect, one_writer
+from messaging_assets.warehouse import Connection, connect
+from messaging_assets.writers import WRITER_POOL, WritersPool
 
 SAMPLE = 5
 NAMING = NamingConvention()
@@ -175,10 +176,12 @@ CHECKS: dict[str, Callable[[Connection, Resource], AssetCheckResult]] = {
 
 
 @multi_asset_check(specs=SPECS, can_subset=True, pool=WRITER_POOL, name="messaging_checks")
-def messaging_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+def messaging_checks(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> Iterator[AssetCheckResult]:
     """One connection for all checks selected in this run."""
     selected = sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string())
-    with one_writer(), connect() as warehouse:
+    with writers.turn(context), connect() as warehouse:
         loaded = warehouse.columns(BY_NAME)
         for check_key in selected:
             resource = BY_NAME[check_key.asset_key.path[-1]]

@@ -13,6 +13,7 @@ from messaging_assets.sensors import (
     pending_status_sensor,
     sms_sent_sensor,
 )
+from messaging_assets.writers import WritersPool
 
 defs = Definitions(
     assets=[send_assets, status_assets, list_assets, delivery_summary],
@@ -20,7 +21,7 @@ defs = Definitions(
     jobs=[message_status_job, reference_data_job],
     schedules=[reference_data_schedule, message_status_schedule],
     sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],
-    resources={"dlt": MessagingDltResource()},
+    resources={"dlt": MessagingDltResource(), "writers": WritersPool()},
     # One writer at a time: run the steps of a run one after another.
     executor=in_process_executor,
 )

@@ -30,7 +30,8 @@ from messaging_assets.automation import summary_freshness
 from messaging_assets.delivery_queries import COLUMNS, RECENT_DAYS, Summary, build_summary
 from messaging_assets.loads import run_pipeline
 from messaging_assets.registry import GROUP, STATUS
-from messaging_assets.warehouse import WRITER_POOL, connect, one_writer
+from messaging_assets.warehouse import connect
+from messaging_assets.writers import WRITER_POOL, StepContext, WritersPool
 
 SUMMARY_KEY = AssetKey([GROUP, "delivery_summary"])
 TABLE = "delivery_summary"
@@ -114,8 +115,8 @@ def summary_resource(rows: list[dict[str, Any]]) -> Any:
     freshness_policy=summary_freshness(),
     pool=WRITER_POOL,
 )
-def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
-    with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+def delivery_summary(context: AssetExecutionContext, writers: WritersPool) -> MaterializeResult:
+    with writers.turn(context), run_pipeline(context.run.run_id) as pipeline:
         with connect(pipeline) as warehouse:
             summary = build_summary(warehouse)
         pipeline.run(summary_resource(summary.rows))
@@ -130,8 +131,8 @@ def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
     return MaterializeResult(metadata=summary_metadata(summary, schema))
 
 
-def _count(where: str) -> int:
-    with one_writer(), connect() as warehouse:
+def _count(context: StepContext, writers: WritersPool, where: str) -> int:
+    with writers.turn(context), connect() as warehouse:
         if not warehouse.has_table(TABLE):
             return 0
         return int(warehouse.scalar(f"SELECT count(*) FROM {warehouse.table(TABLE)} WHERE {where}"))
@@ -142,8 +143,10 @@ def _count(where: str) -> int:
     pool=WRITER_POOL,
     description="Every delivery_rate is null (nothing final yet) or between 0 and 1.",
 )
-def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    bad = _count("delivery_rate < 0 OR delivery_rate > 1")
+def delivery_rate_is_a_share(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> AssetCheckResult:
+    bad = _count(context, writers, "delivery_rate < 0 OR delivery_rate > 1")
     return AssetCheckResult(passed=bad == 0, metadata={"rows_out_of_range": MetadataValue.int(bad)})
 
 
@@ -153,9 +156,13 @@ def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckR
     description="No message reached its final state before it was submitted (doneDate >= "
     "submitDate): no negative min, median or p95 seconds to final.",
 )
-def no_negative_durations(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_negative_durations(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> AssetCheckResult:
     bad = _count(
-        "min_seconds_to_final < 0 OR median_seconds_to_final < 0 OR p95_seconds_to_final < 0"
+        context,
+        writers,
+        "min_seconds_to_final < 0 OR median_seconds_to_final < 0 OR p95_seconds_to_final < 0",
     )
     return AssetCheckResult(
         passed=bad == 0, metadata={"rows_with_negative_durations": MetadataValue.int(bad)}

@@ -30,7 +30,7 @@ from messaging_assets.registry import BY_NAME, SOURCE
 from messaging_assets.sending import reference_for
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.upgrades import upgrade
-from messaging_assets.warehouse import connect, one_writer
+from messaging_assets.warehouse import connect
 
 OWNER = ".owner"
 
@@ -123,7 +123,7 @@ class MessagingDltResource(DagsterDltResource):
         """dagster-dlt's run, in the run's own pipeline (`dlt_pipeline` is not used: every run
         loads through the pipeline of its own working directory, to the configured destination).
         """
-        with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+        with run_pipeline(context.run.run_id) as pipeline:
             notes = {"recovered": finish_abandoned(pipelines_dir(), Path(pipeline.pipelines_dir))}
             with connect(pipeline) as warehouse:
                 notes["upgraded"] = "; ".join(upgrade(warehouse)) or None

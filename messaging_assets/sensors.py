@@ -30,7 +30,8 @@ from messaging_assets.delivery_summary import SUMMARY_KEY
 from messaging_assets.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
 from messaging_assets.polling import pending_messages, plan_status_checks
 from messaging_assets.registry import SEND, STATUS
-from messaging_assets.warehouse import WRITER_POOL, WarehouseUnavailable, read
+from messaging_assets.warehouse import WarehouseUnavailable, read
+from messaging_assets.writers import WRITER_POOL
 
 # Request ids shown in a status run's tags; its run config holds them all.
 TAGGED = 5

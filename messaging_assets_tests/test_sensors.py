@@ -21,7 +21,7 @@ from messaging_assets.definitions import defs
 from messaging_assets.jobs import message_status_job
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.sensors import pending_status_sensor, sms_sent_sensor
-from messaging_assets.warehouse import WRITER_POOL
+from messaging_assets.writers import WRITER_POOL
 from messaging_assets_tests.conftest import both_destinations, run_config
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}

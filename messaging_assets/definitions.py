@@ -9,6 +9,7 @@ from messaging_assets.jobs import message_status_job, reference_data_job
 from messaging_assets.loads import MessagingDltResource
 from messaging_assets.schedules import message_status_schedule, reference_data_schedule
 from messaging_assets.sensors import (
+    dead_writer_sensor,
     messaging_automation_sensor,
     pending_status_sensor,
     sms_sent_sensor,
@@ -20,7 +21,12 @@ defs = Definitions(
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
     jobs=[message_status_job, reference_data_job],
     schedules=[reference_data_schedule, message_status_schedule],
-    sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],
+    sensors=[
+        pending_status_sensor,
+        sms_sent_sensor,
+        messaging_automation_sensor,
+        dead_writer_sensor,
+    ],
     resources={"dlt": MessagingDltResource(), "writers": WritersPool()},
     # One writer at a time: run the steps of a run one after another.
     executor=in_process_executor,

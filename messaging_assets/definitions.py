@@ -15,18 +15,25 @@ from messaging_assets.defs.dlt_resource import MessagingDltResource
 from messaging_assets.defs.jobs import message_status_job, reference_data_job
 from messaging_assets.defs.schedules import message_status_schedule, reference_data_schedule
 from messaging_assets.defs.sensors import (
+    dead_writer_sensor,
     messaging_automation_sensor,
     pending_status_sensor,
     sms_sent_sensor,
 )
+from messaging_assets.defs.writers import WritersPool
 
 defs = Definitions(
     assets=[send_assets, status_assets, list_assets, delivery_summary],
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
     jobs=[message_status_job, reference_data_job],
     schedules=[reference_data_schedule, message_status_schedule],
-    sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],
-    resources={"dlt": MessagingDltResource()},
+    sensors=[
+        pending_status_sensor,
+        sms_sent_sensor,
+        messaging_automation_sensor,
+        dead_writer_sensor,
+    ],
+    resources={"dlt": MessagingDltResource(), "writers": WritersPool()},
     # One writer at a time: run the steps of a run one after another.
     executor=in_process_executor,
 )

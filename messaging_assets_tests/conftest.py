@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from dagster import (
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
+from messaging_assets.defs.writers import TOOK
 from messaging_assets.sandbox import SHAPES, Sandbox
 from messaging_assets.warehouse import sql
 
@@ -64,6 +66,44 @@ def materialize_cli(*selection: str, env: Mapping[str, str]) -> subprocess.Compl
             text=True,
             timeout=300,
         )
+
+
+def start_materialize(*selection: str, dagster_home: Path, log: Path) -> subprocess.Popen:
+    """The documented CLI in the background, on a Dagster home of the test's, its stderr (where
+    Dagster logs) in `log`."""
+    with open(log, "w") as stderr:
+        return subprocess.Popen(
+            materialize_command(*selection),
+            cwd=REPO_ROOT,
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+def hold_the_pool(
+    sandbox: Sandbox, name: str, dagster_home: Path, log: Path, seconds: float = 60
+) -> subprocess.Popen:
+    """A CLI run of `messaging/<name>` holding the writers' pool for `seconds` at least: its load
+    step waits that long for the API's answer."""
+    sandbox.set_latency(name, seconds)
+    holder = start_materialize(f"messaging/{name}", dagster_home=dagster_home, log=log)
+    wait_until(lambda: sandbox.count(name) or holder.poll() is not None, 120, f"asked for {name}")
+    assert holder.poll() is None, log.read_text()[-3000:]
+    return holder
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
@@ -366,16 +406,21 @@ def metadata_of(result: ExecuteInProcessResult, name: str) -> dict[str, Any]:
 
 
 def step_window(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
-    """When the run's load step started and finished."""
-    records = instance.get_records_for_run(
-        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
-    ).records
+    """When the run's load step held the writers' pool: from its start, or from when it took the
+    pool after waiting for it, to its success."""
+    records = [
+        record
+        for record in instance.get_records_for_run(run_id).records
+        if record.event_log_entry.step_key == "messaging_reference"
+    ]
     times = {
-        r.event_log_entry.dagster_event.event_type: r.timestamp
-        for r in records
-        if r.event_log_entry.step_key == "messaging_reference"
+        record.event_log_entry.dagster_event_type: record.timestamp
+        for record in records
+        if record.event_log_entry.dagster_event_type
+        in {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
     }
-    return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]
+    took = [r.timestamp for r in records if r.event_log_entry.user_message.startswith(TOOK)]
+    return max([times[DagsterEventType.STEP_START], *took]), times[DagsterEventType.STEP_SUCCESS]
 
 
 def check(result: ExecuteInProcessResult, table: str, name: str) -> AssetCheckEvaluation:

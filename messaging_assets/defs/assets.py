@@ -13,10 +13,10 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
+from messaging_assets.defs.writers import WRITER_POOL, WritersPool
 from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
-from messaging_assets.warehouse.connection import WRITER_POOL
 from messaging_assets.warehouse.destination import messaging_pipeline
 
 TRANSLATOR = MessagingTranslator()
@@ -90,18 +90,36 @@ def _dlt_assets_args(name: str, *resources: str) -> dict:
 
 
 @dlt_assets(**_dlt_assets_args(SEND.name, SEND.name))
-def send_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: SendConfig):
+def send_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: SendConfig,
+):
     source = messaging_source(config.options(context)).with_resources(SEND.name)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_dlt_assets_args(STATUS.name, STATUS.name))
-def status_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: StatusConfig):
+def status_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: StatusConfig,
+):
     source = messaging_source(config.options(context)).with_resources(STATUS.name)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_dlt_assets_args("reference", *LIST_NAMES))
-def list_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: ListConfig):
+def list_assets(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    writers: WritersPool,
+    config: ListConfig,
+):
     source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
-    yield from dlt.run(context=context, dlt_source=source)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)

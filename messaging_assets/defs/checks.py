@@ -18,10 +18,11 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from messaging_assets.defs.automation import AUTOMATION
 from messaging_assets.defs.status_plan import pending_messages
 from messaging_assets.defs.translator import asset_key
+from messaging_assets.defs.writers import WRITER_POOL, WritersPool
 from messaging_assets.registry import BY_NAME, ENDPOINTS, FINAL_STATUSES, PENDING_STATUSES, Endpoint
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.warehouse import sql, type_changes
-from messaging_assets.warehouse.connection import WRITER_POOL, Connection, connect, one_writer
+from messaging_assets.warehouse.connection import Connection, connect
 
 SAMPLE = 5
 NAMING = NamingConvention()
@@ -167,10 +168,12 @@ CHECKS: dict[str, Callable[[Connection, Endpoint], AssetCheckResult]] = {
 
 
 @multi_asset_check(specs=SPECS, can_subset=True, pool=WRITER_POOL, name="messaging_checks")
-def messaging_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+def messaging_checks(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> Iterator[AssetCheckResult]:
     """One connection for all checks selected in this run."""
     selected = sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string())
-    with one_writer(), connect() as warehouse:
+    with writers.turn(context), connect() as warehouse:
         loaded = warehouse.columns(BY_NAME)
         for check_key in selected:
             endpoint = BY_NAME[check_key.asset_key.path[-1]]

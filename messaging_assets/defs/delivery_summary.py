@@ -28,8 +28,9 @@ from dagster import (
 
 from messaging_assets.defs.automation import summary_freshness
 from messaging_assets.defs.translator import asset_key
+from messaging_assets.defs.writers import WRITER_POOL, StepContext, WritersPool
 from messaging_assets.registry import GROUP, STATUS
-from messaging_assets.warehouse.connection import WRITER_POOL, connect, one_writer
+from messaging_assets.warehouse.connection import connect
 from messaging_assets.warehouse.delivery_metrics import COLUMNS, RECENT_DAYS, Summary, build_summary
 from messaging_assets.warehouse.run_directories import run_pipeline
 
@@ -115,8 +116,8 @@ def summary_resource(rows: list[dict[str, Any]]) -> Any:
     freshness_policy=summary_freshness(),
     pool=WRITER_POOL,
 )
-def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
-    with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+def delivery_summary(context: AssetExecutionContext, writers: WritersPool) -> MaterializeResult:
+    with writers.turn(context), run_pipeline(context.run.run_id) as pipeline:
         with connect(pipeline) as warehouse:
             summary = build_summary(warehouse)
         pipeline.run(summary_resource(summary.rows))
@@ -131,8 +132,8 @@ def delivery_summary(context: AssetExecutionContext) -> MaterializeResult:
     return MaterializeResult(metadata=summary_metadata(summary, schema))
 
 
-def _count(where: str) -> int:
-    with one_writer(), connect() as warehouse:
+def _count(context: StepContext, writers: WritersPool, where: str) -> int:
+    with writers.turn(context), connect() as warehouse:
         if not warehouse.has_table(TABLE):
             return 0
         return int(warehouse.scalar(f"SELECT count(*) FROM {warehouse.table(TABLE)} WHERE {where}"))
@@ -143,8 +144,10 @@ def _count(where: str) -> int:
     pool=WRITER_POOL,
     description="Every delivery_rate is null (nothing final yet) or between 0 and 1.",
 )
-def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    bad = _count("delivery_rate < 0 OR delivery_rate > 1")
+def delivery_rate_is_a_share(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> AssetCheckResult:
+    bad = _count(context, writers, "delivery_rate < 0 OR delivery_rate > 1")
     return AssetCheckResult(passed=bad == 0, metadata={"rows_out_of_range": MetadataValue.int(bad)})
 
 
@@ -154,9 +157,13 @@ def delivery_rate_is_a_share(context: AssetCheckExecutionContext) -> AssetCheckR
     description="No message reached its final state before it was submitted (doneDate >= "
     "submitDate): no negative min, median or p95 seconds to final.",
 )
-def no_negative_durations(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_negative_durations(
+    context: AssetCheckExecutionContext, writers: WritersPool
+) -> AssetCheckResult:
     bad = _count(
-        "min_seconds_to_final < 0 OR median_seconds_to_final < 0 OR p95_seconds_to_final < 0"
+        context,
+        writers,
+        "min_seconds_to_final < 0 OR median_seconds_to_final < 0 OR p95_seconds_to_final < 0",
     )
     return AssetCheckResult(
         passed=bad == 0, metadata={"rows_with_negative_durations": MetadataValue.int(bad)}

@@ -23,7 +23,7 @@ from messaging_assets.registry import BY_NAME, SOURCE
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.source.journal import not_stored, send_outcome, sends_of
 from messaging_assets.source.sending import reference_for
-from messaging_assets.warehouse.connection import connect, one_writer
+from messaging_assets.warehouse.connection import connect
 from messaging_assets.warehouse.destination import pipelines_dir
 from messaging_assets.warehouse.run_directories import finish_abandoned, run_pipeline
 from messaging_assets.warehouse.upgrades import upgrade
@@ -41,7 +41,7 @@ class MessagingDltResource(DagsterDltResource):
         """dagster-dlt's run, in the run's own pipeline (`dlt_pipeline` is not used: every run
         loads through the pipeline of its own working directory, to the configured destination).
         """
-        with one_writer(), run_pipeline(context.run.run_id) as pipeline:
+        with run_pipeline(context.run.run_id) as pipeline:
             notes = {"recovered": finish_abandoned(pipelines_dir(), Path(pipeline.pipelines_dir))}
             with connect(pipeline) as warehouse:
                 notes["upgraded"] = "; ".join(upgrade(warehouse)) or None

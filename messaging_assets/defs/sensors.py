@@ -30,8 +30,9 @@ from messaging_assets.defs.delivery_summary import SUMMARY_KEY
 from messaging_assets.defs.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
 from messaging_assets.defs.status_plan import pending_messages, plan_status_checks
 from messaging_assets.defs.translator import asset_key
+from messaging_assets.defs.writers import free_dead_writers
 from messaging_assets.registry import SEND, STATUS
-from messaging_assets.warehouse.connection import WRITER_POOL, WarehouseUnavailable, read
+from messaging_assets.warehouse.connection import WarehouseUnavailable, read
 
 # Request ids shown in a status run's tags; its run config holds them all.
 TAGGED = 5
@@ -61,15 +62,6 @@ def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
     ]
 
 
-def writer_holding_pool(instance: DagsterInstance) -> set[str]:
-    """Runs with a step in the writers' pool right now. On DuckDB even a read-only open would make
-    such a writer's next open of the file fail, so the sensor keeps away while one is active."""
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
-        return set()
-    return storage.get_concurrency_info(WRITER_POOL).active_run_ids
-
-
 def _requested(cursor: str | None) -> dict[str, datetime]:
     return {rid: datetime.fromisoformat(at) for rid, at in json.loads(cursor or "{}").items()}
 
@@ -86,12 +78,21 @@ def _requested(cursor: str | None) -> dict[str, datetime]:
     ),
 )
 def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    # First, so that a status run that died is failed rather than waited for. On DuckDB even a
+    # read-only open would make a writer's next open of the file fail, so the sensor keeps away
+    # while a live run holds the writers' pool.
+    survey = free_dead_writers(context.instance)
+    for note in survey.freed:
+        context.log.warning(note)
     in_flight = status_runs_in_flight(context.instance)
     if in_flight:
         return SkipReason(f"A status run is already queued or in progress: {', '.join(in_flight)}.")
-    writers = writer_holding_pool(context.instance)
-    if writers:
-        return SkipReason(f"Run(s) {', '.join(sorted(writers))} are writing the warehouse.")
+    silent = [writer for writer in survey.blocking if writer.silent]
+    if silent:
+        return SkipReason(silent[0].line())
+    if survey.blocking:
+        holding = ", ".join(writer.run_id for writer in survey.blocking)
+        return SkipReason(f"Run(s) {holding} are writing the warehouse.")
     try:
         with read() as warehouse:
             pending = pending_messages(warehouse)
@@ -142,6 +143,25 @@ def sms_sent_sensor(
     if plans_statuses(context.instance, asset_event.run_id):
         return SkipReason(f"Run {asset_event.run_id} looked the new statuses up itself.")
     return RunRequest(run_key=f"sent-in-{asset_event.run_id}")
+
+
+@sensor(
+    name="dead_writer_sensor",
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Frees the writers' pool of a run whose process died on this machine and marks that run "
+        "failed, so that queued runs and the status sensor go on; names a run that holds the pool "
+        "from another machine and has been silent, with the command that frees it. Requests no run."
+    ),
+)
+def dead_writer_sensor(context: SensorEvaluationContext) -> SkipReason:
+    survey = free_dead_writers(context.instance)
+    silent = [writer.line() for writer in survey.writers if writer.silent]
+    said = [*survey.freed, *silent]
+    for note in survey.freed:
+        context.log.warning(note)
+    return SkipReason(" ".join(said) or "No run that holds the writers' pool has died.")
 
 
 messaging_automation_sensor = AutomationConditionSensorDefinition(

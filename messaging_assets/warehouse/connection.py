@@ -29,9 +29,6 @@ from messaging_assets.warehouse.destination import (
     messaging_pipeline,
 )
 
-# Every step that writes the warehouse is in this pool, limited to one slot (instance/dagster.yaml):
-# DuckDB lets one process write a file, and two merges into one table should not interleave.
-WRITER_POOL = "messaging_warehouse"
 LOCK_TIMEOUT_KEY = "destination.duckdb.lock_timeout"
 DEFAULT_LOCK_TIMEOUT = 30.0
 

@@ -18,11 +18,11 @@ from dagster import (
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from messaging_assets.definitions import defs
-from messaging_assets.defs.jobs import message_status_job
-from messaging_assets.defs.sensors import pending_status_sensor, sms_sent_sensor
+from messaging_assets.defs.jobs import message_status_job, reference_data_job
+from messaging_assets.defs.sensors import dead_writer_sensor, pending_status_sensor, sms_sent_sensor
+from messaging_assets.defs.writers import WRITER_POOL, RunLife
 from messaging_assets.sandbox import Sandbox
-from messaging_assets.warehouse.connection import WRITER_POOL
-from messaging_assets_tests.conftest import both_destinations, run_config
+from messaging_assets_tests.conftest import both_destinations, hold_the_pool, run_config
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
@@ -183,14 +183,43 @@ def test_pending_sensor_keeps_off_the_warehouse_while_a_run_holds_the_writers_po
     sandbox: Sandbox, run, instance
 ):
     run("sms", config=run_config(sms=SEND))
-    # What a run's load step does before it opens the file.
-    instance.event_log_storage.set_concurrency_slots(WRITER_POOL, 1)
-    instance.event_log_storage.claim_concurrency_slot(WRITER_POOL, "writing-run", "messaging_sms")
-
-    result = tick(pending_status_sensor, instance)
+    writing = instance.create_run_for_job(
+        defs.resolve_job_def(reference_data_job.name), status=DagsterRunStatus.STARTED
+    )
+    # What a run's load step does before it opens the file, this process being the run's.
+    life = RunLife(instance, writing.run_id)
+    try:
+        instance.event_log_storage.claim_concurrency_slot(
+            WRITER_POOL, writing.run_id, "messaging_reference"
+        )
+        result = tick(pending_status_sensor, instance)
+    finally:
+        life.stop()
 
     assert result.run_requests == []
-    assert result.skip_message == "Run(s) writing-run are writing the warehouse."
+    assert result.skip_message == f"Run(s) {writing.run_id} are writing the warehouse."
+
+
+@pytest.mark.parametrize(
+    "sensor", [pending_status_sensor, dead_writer_sensor], ids=lambda s: s.name
+)
+def test_a_status_run_killed_holding_the_pool_is_failed_and_freed_by_the_sensors(
+    sensor, sandbox: Sandbox, run, instance, dagster_home: Path, tmp_path: Path
+):
+    run("sms", config=run_config(sms=SEND))
+    killed = hold_the_pool(sandbox, "messages", dagster_home, tmp_path / "killed.log")
+    killed.kill()
+    killed.wait()
+    dead = instance.get_runs()[0]
+
+    result = tick(sensor, instance)
+
+    assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+    pool = instance.event_log_storage.get_concurrency_info(WRITER_POOL)
+    assert (pool.claimed_slots, pool.pending_steps) == ([], [])
+    if sensor is dead_writer_sensor:
+        assert result.skip_message.startswith(f"Run {dead.run_id}: its process {killed.pid} on ")
+    assert len(tick(pending_status_sensor, instance).run_requests) == 1
 
 
 def test_sms_sent_sensor_requests_a_status_run_after_a_send(sandbox: Sandbox, run, instance):

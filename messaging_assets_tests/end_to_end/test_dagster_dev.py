@@ -1,5 +1,6 @@
 """`dagster dev` with the repo's dagster.yaml: what the UI shows, read back through GraphQL, and
-the status sensor ticking by itself for a pending message."""
+the status sensor ticking by itself for a pending message, a run that died holding the writers'
+pool notwithstanding."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from messaging_assets_tests.conftest import (
     REPO_ROOT,
     Warehouse,
     free_port,
+    hold_the_pool,
     run_config,
     stop_process_group,
 )
@@ -58,6 +60,7 @@ TICKS = """
 }
 """
 RUN = """query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+RUNS = """{ runsOrError { ... on Runs { results { runId status } } } }"""
 
 
 class DagsterDev:
@@ -117,8 +120,19 @@ def wait_for(predicate, timeout: float, every: float = 2.0):
 
 
 def test_dagster_dev_shows_automation_and_its_sensor_requests_a_status_run(
-    sandbox: Sandbox, run, dagster_dev: DagsterDev, warehouse: Warehouse
+    sandbox: Sandbox,
+    run,
+    dagster_dev: DagsterDev,
+    warehouse: Warehouse,
+    dagster_home: Path,
+    tmp_path: Path,
 ):
+    # A CLI run killed holding the writers' pool on dagster dev's instance, before the sensors
+    # have anything to do: it stays STARTED with its slot until they find its process gone.
+    killed = hold_the_pool(sandbox, "contacts", dagster_home, tmp_path / "killed.log")
+    killed.kill()
+    killed.wait()
+    sandbox.set_latency("contacts", 0)
     run("sms", config=run_config(sms=SEND))
     (sent,) = sandbox.sent
 
@@ -136,6 +150,7 @@ def test_dagster_dev_shows_automation_and_its_sensor_requests_a_status_run(
         "pending_status_sensor": "RUNNING",
         "sms_sent_sensor": "RUNNING",
         "messaging_automation_sensor": "RUNNING",
+        "dead_writer_sensor": "RUNNING",
     }
     assets = {"/".join(a["assetKey"]["path"]): a for a in data["assetNodes"]}
     assert assets["messaging/contacts"]["internalFreshnessPolicy"] == {
@@ -173,6 +188,10 @@ def test_dagster_dev_shows_automation_and_its_sensor_requests_a_status_run(
         timeout=150,
     )
     assert status == "SUCCESS"
+    (dead_run,) = [
+        r for r in dagster_dev.query(RUNS)["runsOrError"]["results"] if r["runId"] != run_id
+    ]
+    assert dead_run["status"] == "FAILURE"
     # Later ticks (or the sms sensor) may have moved it on already: any real status will do.
     ((request_id, status_read),) = warehouse.rows(
         "SELECT request_id, status FROM messaging.messages"

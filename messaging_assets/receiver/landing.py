@@ -48,8 +48,6 @@ WRITTEN_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 FILE_NAME = re.compile(
     r"(?P<written_at>\d{8}T\d{6}\.\d{6}Z)-(?P<receiver>[0-9a-f]+_\d+)-(?P<sequence>\d{6,})\.jsonl"
 )
-# The fields of a line, in the order they are written.
-FIELDS = ("received_at", "endpoint", "readable", "problem", "body")
 BASE64_BODY = "body_base64"
 
 

@@ -35,6 +35,8 @@ from messaging_assets.sandbox import SHAPES, Sandbox
 from messaging_assets.warehouse import sql
 
 API_KEY = "test-key-5f1c0a"
+# Longer than any test keeps a run that holds the writers' pool alive.
+HOLD_SECONDS = 60
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Tests that start processes live here; others that do are marked `e2e` where they stand.
 END_TO_END = Path(__file__).resolve().parent / "end_to_end"
@@ -81,14 +83,15 @@ def start_materialize(*selection: str, dagster_home: Path, log: Path) -> subproc
         )
 
 
-def hold_the_pool(
-    sandbox: Sandbox, name: str, dagster_home: Path, log: Path, seconds: float = 60
-) -> subprocess.Popen:
-    """A CLI run of `messaging/<name>` holding the writers' pool for `seconds` at least: its load
-    step waits that long for the API's answer."""
-    sandbox.set_latency(name, seconds)
+def hold_the_pool(sandbox: Sandbox, name: str, dagster_home: Path, log: Path) -> subprocess.Popen:
+    """A CLI run of `messaging/<name>` holding the writers' pool for HOLD_SECONDS at least: its
+    load step waits that long for the API's answer."""
+    sandbox.set_latency(name, HOLD_SECONDS)
+    asked = sandbox.count(name)
     holder = start_materialize(f"messaging/{name}", dagster_home=dagster_home, log=log)
-    wait_until(lambda: sandbox.count(name) or holder.poll() is not None, 120, f"asked for {name}")
+    wait_until(
+        lambda: sandbox.count(name) > asked or holder.poll() is not None, 120, f"asked for {name}"
+    )
     assert holder.poll() is None, log.read_text()[-3000:]
     return holder
 

@@ -222,10 +222,6 @@ class Writer:
     seen_seconds_ago: float | None
 
     @property
-    def proven_alive(self) -> bool:
-        return self.seen_seconds_ago is None
-
-    @property
     def silent(self) -> bool:
         return self.seen_seconds_ago is not None and self.seen_seconds_ago > STALE_SECONDS
 
@@ -385,7 +381,8 @@ def _now() -> str:
 
 def main(argv: list[str]) -> int:
     """`python -m messaging_assets.defs.writers free <run id>`: frees the writers' pool of a run
-    whose process is gone, on the instance in DAGSTER_HOME, and marks the run failed."""
+    whose process is gone, on the instance in DAGSTER_HOME, and marks the run failed; refuses
+    while the run's lock on this machine is held or it was heard from within STALE_SECONDS."""
     if len(argv) != 2 or argv[0] != "free":
         print(f"usage: python {FREE_COMMAND} <run id>", file=sys.stderr)
         return 2
@@ -398,8 +395,12 @@ def main(argv: list[str]) -> int:
         found = _examine(instance, run_id, record, blocking=True)
         if isinstance(found, str):
             print(found)
-        elif found.proven_alive:
-            print(f"Not freed: {found.describe()} holds its lock: stop it first.", file=sys.stderr)
+        elif not found.silent:
+            print(
+                f"Not freed: the {found.describe()} may still be writing: stop its process, or "
+                f"free it once it has been silent for {STALE_SECONDS:.0f} s.",
+                file=sys.stderr,
+            )
             return 1
         else:
             free_run(instance, run_id, f"Marked failed by hand ({FREE_COMMAND} {run_id}).")

@@ -149,7 +149,7 @@ def test_the_next_run_proceeds_after_a_run_killed_holding_the_pool(
     assert took < NEXT_RUN_SECONDS
 
 
-def test_a_step_waiting_for_a_live_run_sleeps_and_stops_on_sigterm_and_sigint(
+def test_a_step_waiting_for_a_live_run_sleeps_stops_on_sigterm_and_sigint_and_cannot_free_it(
     sandbox: Sandbox,
     duckdb_path: Path,
     dagster_home: Path,
@@ -185,6 +185,14 @@ def test_a_step_waiting_for_a_live_run_sleeps_and_stops_on_sigterm_and_sigint(
                 stopped[sig] = time.monotonic() - sent
             except subprocess.TimeoutExpired:
                 stopped[sig] = None
+        held = persistent_instance.get_runs()[-1].run_id
+        refused = subprocess.run(
+            [sys.executable, "-m", "messaging_assets.defs.writers", "free", held],
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         for process in [*waiting.values(), holder]:
             process.kill()
@@ -193,11 +201,13 @@ def test_a_step_waiting_for_a_live_run_sleeps_and_stops_on_sigterm_and_sigint(
     assert all(seconds < 0.3 for seconds in used.values()), used
     assert all(seconds is not None and seconds < 5 for seconds in stopped.values()), stopped
     assert all(process.returncode != 0 for process in waiting.values())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"Not freed: the run {held} (process {holder.pid} on ")
     # They left the queue: only the holder, killed at the end, is still in the pool.
     pool = persistent_instance.event_log_storage.get_concurrency_info(WRITER_POOL)
-    in_pool = {slot.run_id for slot in pool.claimed_slots} | pool.pending_run_ids
-    (held,) = in_pool
-    assert persistent_instance.get_run_by_id(held).tags[WORKER_TAG].find(f'"pid": {holder.pid}') > 0
+    assert {slot.run_id for slot in pool.claimed_slots} | pool.pending_run_ids == {held}
+    worker = json.loads(persistent_instance.get_run_by_id(held).tags[WORKER_TAG])
+    assert worker["pid"] == holder.pid
 
 
 def test_a_run_silent_on_another_machine_fails_the_next_run_with_one_line_that_frees_it(

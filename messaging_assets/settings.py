@@ -189,6 +189,12 @@ class AutomationSettings(Checked):
     recheck_max_seconds: float = 21600
     # A full list that would retire more than this share of the current rows is refused.
     row_drop_share: float = 0.25
+    # How far back, before the newest landed file's modification time, files are read again: a
+    # file keeps the time it was written, but appears only when renamed into place after its
+    # flush, so a file written earlier can appear after a later one was loaded (docs/push.md).
+    landing_lag_seconds: float = 300
+    # The unreadable-events check fails while an event that could not be read arrived this recently.
+    unreadable_window_days: float = 7
 
     SECTIONS: ClassVar[tuple[str, ...]] = ("messaging", "automation")
 
@@ -206,6 +212,7 @@ class AutomationSettings(Checked):
             "summary_warn_hours",
             "validity_hours",
             "recheck_min_seconds",
+            "unreadable_window_days",
         ):
             if not _positive(getattr(self, name)):
                 broken.append((name, "expected a number above 0"))
@@ -219,8 +226,10 @@ class AutomationSettings(Checked):
                 broken.append(
                     (fail, f"expected a number no smaller than {variable(self.SECTIONS, warn)}")
                 )
-        if not (math.isfinite(self.validity_margin_hours) and self.validity_margin_hours >= 0):
-            broken.append(("validity_margin_hours", "expected a number of 0 or more"))
+        for name in ("validity_margin_hours", "landing_lag_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                broken.append((name, "expected a number of 0 or more"))
         for name in ("recheck_share_of_age", "row_drop_share"):
             if not _share(getattr(self, name)):
                 broken.append((name, "expected a share between 0 and 1, e.g. 0.25 for 25%"))
@@ -249,6 +258,14 @@ class AutomationSettings(Checked):
     @property
     def summary_fail(self) -> timedelta:
         return timedelta(hours=self.summary_fail_hours)
+
+    @property
+    def landing_lag(self) -> timedelta:
+        return timedelta(seconds=self.landing_lag_seconds)
+
+    @property
+    def unreadable_window(self) -> timedelta:
+        return timedelta(days=self.unreadable_window_days)
 
     @property
     def recheck_min(self) -> timedelta:

@@ -13,7 +13,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
-from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
+from messaging_assets.registry import GROUP, LISTS, PUSHED, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
 from messaging_assets.warehouse.connection import WRITER_POOL
@@ -21,6 +21,7 @@ from messaging_assets.warehouse.destination import messaging_pipeline
 
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [endpoint.name for endpoint in LISTS]
+PUSHED_NAMES = [endpoint.name for endpoint in PUSHED]
 # The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
 # Its working directory is this process's own, removed when it exits: dlt creates a pipeline's
 # directory wherever it finds no state, and two processes loading the definitions at the same
@@ -98,6 +99,12 @@ def send_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config:
 @dlt_assets(**_dlt_assets_args(STATUS.name, STATUS.name))
 def status_assets(context: AssetExecutionContext, dlt: DagsterDltResource, config: StatusConfig):
     source = messaging_source(config.options(context)).with_resources(STATUS.name)
+    yield from dlt.run(context=context, dlt_source=source)
+
+
+@dlt_assets(**_dlt_assets_args("pushed", *PUSHED_NAMES))
+def pushed_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
+    source = messaging_source(RunOptions()).with_resources(*PUSHED_NAMES)
     yield from dlt.run(context=context, dlt_source=source)
 
 

@@ -15,11 +15,19 @@ from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_cli
 
-NAMES = ("sms", "messages", "contacts", "phones", "registrations")
+NAMES = (
+    "sms",
+    "messages",
+    "contacts",
+    "phones",
+    "registrations",
+    "delivery_reports",
+    "inbound_messages",
+)
 SUMMARY = AssetKey(["messaging", "delivery_summary"])
 
 
-def test_five_dlt_assets_keyed_grouped_and_kinded():
+def test_dlt_assets_keyed_grouped_and_kinded():
     graph = defs.resolve_asset_graph()
 
     assert graph.get_all_asset_keys() == {AssetKey(["messaging", n]) for n in NAMES} | {SUMMARY}

@@ -51,6 +51,9 @@ MESSAGE: Mapping[str, Hint] = {
     # Not from the API: when this project last asked, and what it heard if there was no status.
     "checkedAt": TIMESTAMP,
     "lookupError": TEXT,
+    # Not from the API: when the delivery report this status came from was received (null: the
+    # status came from a look-up).
+    "reportedAt": TIMESTAMP,
 }
 
 PART: Mapping[str, Hint] = {

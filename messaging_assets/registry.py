@@ -35,6 +35,10 @@ Automation = Literal["none", "status", "daily", "pushed"]
 
 PENDING_STATUSES = ("ACCEPTED", "BUFFERED")
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
+# How far along a status is: a delivery report never replaces a status of a higher rank (reports
+# arrive in no guaranteed order). Any other status, and none, ranks below these.
+STATUS_RANK: Mapping[str, int] = {"ACCEPTED": 0, "BUFFERED": 1, **dict.fromkeys(FINAL_STATUSES, 2)}
+UNRANKED = -1
 
 
 # dlt's write disposition for records that never change once stored.
@@ -120,7 +124,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         columns=column_hints.MESSAGE,
         selector={**ENVELOPE, "provider": "$"},
         nested={"parts": column_hints.PART},
-        upstream=("sms",),
+        upstream=("sms", "delivery_reports"),
     ),
     Endpoint(
         name="contacts",

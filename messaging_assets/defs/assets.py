@@ -59,9 +59,18 @@ class StatusConfig(Config):
         description="Look up only `request_ids`, not every pending message: the status sensor "
         "asks for the messages its plan found due.",
     )
+    look_up_statuses: bool = Field(
+        default=True,
+        description="Ask the API about pending messages. False: only merge the delivery reports "
+        "not merged yet, asking nothing (the runs that load pushed data).",
+    )
 
     def options(self, context: AssetExecutionContext) -> RunOptions:
-        return RunOptions(request_ids=self.request_ids, only_request_ids=self.only_request_ids)
+        return RunOptions(
+            request_ids=self.request_ids,
+            only_request_ids=self.only_request_ids,
+            look_up_statuses=self.look_up_statuses,
+        )
 
 
 class ListConfig(Config):

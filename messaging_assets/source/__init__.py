@@ -37,6 +37,8 @@ class RunOptions:
     request_ids: Sequence[str] = ()
     # Look up only `request_ids` (the status sensor's due messages), not every pending message.
     only_request_ids: bool = False
+    # Ask the API about pending messages; without, `messages` only merges delivery reports.
+    look_up_statuses: bool = True
     accept_shrink: bool = False
 
 
@@ -55,7 +57,9 @@ def messaging_source(
     url, lag = landing_url(), automation_settings().landing_lag_seconds
     return [
         send_resource(api, options.send),
-        status_resource(api, options.request_ids, options.only_request_ids),
+        status_resource(
+            api, options.request_ids, options.only_request_ids, options.look_up_statuses
+        ),
         *(list_resource(api, resource, options.accept_shrink) for resource in LISTS),
         *(pushed_resource(resource, url, lag) for resource in PUSHED),
     ]

@@ -13,8 +13,13 @@ from messaging_assets.defs.checks import messaging_checks
 from messaging_assets.defs.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
 from messaging_assets.defs.dlt_resource import MessagingDltResource
 from messaging_assets.defs.jobs import message_status_job, pushed_data_job, reference_data_job
-from messaging_assets.defs.schedules import message_status_schedule, reference_data_schedule
+from messaging_assets.defs.schedules import (
+    message_status_schedule,
+    pushed_data_schedule,
+    reference_data_schedule,
+)
 from messaging_assets.defs.sensors import (
+    landed_files_sensor,
     messaging_automation_sensor,
     pending_status_sensor,
     sms_sent_sensor,
@@ -24,8 +29,13 @@ defs = Definitions(
     assets=[send_assets, status_assets, list_assets, pushed_assets, delivery_summary],
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
     jobs=[message_status_job, reference_data_job, pushed_data_job],
-    schedules=[reference_data_schedule, message_status_schedule],
-    sensors=[pending_status_sensor, sms_sent_sensor, messaging_automation_sensor],
+    schedules=[reference_data_schedule, message_status_schedule, pushed_data_schedule],
+    sensors=[
+        pending_status_sensor,
+        sms_sent_sensor,
+        landed_files_sensor,
+        messaging_automation_sensor,
+    ],
     resources={"dlt": MessagingDltResource()},
     # One writer at a time: run the steps of a run one after another.
     executor=in_process_executor,

@@ -189,6 +189,11 @@ class AutomationSettings(Checked):
     recheck_max_seconds: float = 21600
     # A full list that would retire more than this share of the current rows is refused.
     row_drop_share: float = 0.25
+    # Pushed data (delivery reports, inbound messages): the landed-files sensor loads new files
+    # within its interval; this schedule catches what it missed and keeps a quiet day fresh.
+    pushed_cron: str = "*/20 * * * *"
+    pushed_warn_minutes: float = 30
+    pushed_fail_minutes: float = 60
     # How far back, before the newest landed file's modification time, files are read again: a
     # file keeps the time it was written, but appears only when renamed into place after its
     # flush, so a file written earlier can appear after a later one was loaded (docs/push.md).
@@ -201,7 +206,7 @@ class AutomationSettings(Checked):
     def rules(self) -> list[tuple[str, str]]:
         broken = [
             (name, "expected a cron expression of 5 fields, e.g. '0 2 * * *'")
-            for name in ("reference_cron", "status_cron")
+            for name in ("reference_cron", "status_cron", "pushed_cron")
             if not _cron(getattr(self, name))
         ]
         if not _timezone(self.schedule_timezone):
@@ -212,6 +217,7 @@ class AutomationSettings(Checked):
             "summary_warn_hours",
             "validity_hours",
             "recheck_min_seconds",
+            "pushed_warn_minutes",
             "unreadable_window_days",
         ):
             if not _positive(getattr(self, name)):
@@ -221,6 +227,7 @@ class AutomationSettings(Checked):
             ("status_warn_minutes", "status_fail_minutes"),
             ("summary_warn_hours", "summary_fail_hours"),
             ("recheck_min_seconds", "recheck_max_seconds"),
+            ("pushed_warn_minutes", "pushed_fail_minutes"),
         ):
             if not getattr(self, fail) >= getattr(self, warn):
                 broken.append(
@@ -258,6 +265,14 @@ class AutomationSettings(Checked):
     @property
     def summary_fail(self) -> timedelta:
         return timedelta(hours=self.summary_fail_hours)
+
+    @property
+    def pushed_warn(self) -> timedelta:
+        return timedelta(minutes=self.pushed_warn_minutes)
+
+    @property
+    def pushed_fail(self) -> timedelta:
+        return timedelta(minutes=self.pushed_fail_minutes)
 
     @property
     def landing_lag(self) -> timedelta:

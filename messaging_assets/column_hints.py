@@ -21,8 +21,10 @@ BIGINT: Hint = {"data_type": "bigint"}
 TIMESTAMP: Hint = {"data_type": "timestamp", "timezone": True, "precision": None}
 # Prices come as decimal text ("0.0450"); a negative price is a payout.
 DECIMAL: Hint = {"data_type": "decimal", "precision": 18, "scale": 6}
+BOOL: Hint = {"data_type": "bool"}
 
-MESSAGE: Mapping[str, Hint] = {
+# A message's status object, as a look-up answers it and a delivery report pushes it.
+STATUS_OBJECT: Mapping[str, Hint] = {
     "requestId": TEXT,
     "status": TEXT,
     "submitDate": TIMESTAMP,
@@ -42,9 +44,16 @@ MESSAGE: Mapping[str, Hint] = {
     "to": TEXT,
     "href": TEXT,
     "reference": TEXT,
+}
+
+MESSAGE: Mapping[str, Hint] = {
+    **STATUS_OBJECT,
     # Not from the API: when this project last asked, and what it heard if there was no status.
     "checkedAt": TIMESTAMP,
     "lookupError": TEXT,
+    # Not from the API: when the delivery report this status came from was received (null: the
+    # status came from a look-up).
+    "reportedAt": TIMESTAMP,
 }
 
 PART: Mapping[str, Hint] = {
@@ -57,6 +66,64 @@ PART: Mapping[str, Hint] = {
     "deliveryState": TEXT,
     "errorCode": TEXT,
     "statusText": TEXT,
+}
+
+# Not from the provider: where and when a pushed event landed (the receiver's landing zone).
+LANDED: Mapping[str, Hint] = {
+    "receivedAt": TIMESTAMP,
+    # The landed file, relative to the landing zone (`delivery_reports/<name>.jsonl`), and the
+    # event's line in it, counted from 1.
+    "landedFile": TEXT,
+    "landedLine": BIGINT,
+}
+
+# A delivery report: the status object as pushed, keyed by a digest of it, with where it landed
+# and the body as received (the status object is read again from it when merged into messages).
+REPORT: Mapping[str, Hint] = {
+    "reportId": TEXT,
+    **LANDED,
+    **STATUS_OBJECT,
+    "body": TEXT,
+}
+
+# An inbound SMS (the provider's `InboundMessage`).
+INBOUND: Mapping[str, Hint] = {
+    "requestId": TEXT,
+    "from": TEXT,
+    "to": TEXT,
+    "message": TEXT,
+    "missingParts": BOOL,
+    # Network codes: the spec's examples are bare numbers, but `09` needs its leading zero.
+    "originMCC": TEXT,
+    "originMNC": TEXT,
+    "originTtId": TEXT,
+    # A JSON number, read as an exact decimal; negative = a payout to the account.
+    "totalPrice": DECIMAL,
+    "size": BIGINT,
+    **LANDED,
+}
+
+# One part of an inbound SMS (`InboundContent`): its price is a JSON number, unlike outbound parts.
+INBOUND_PART: Mapping[str, Hint] = {
+    "msgId": TEXT,
+    "sentDate": TIMESTAMP,
+    "sequenceNumber": BIGINT,
+    "price": DECIMAL,
+    "currency": TEXT,
+    "priceEffective": TIMESTAMP,
+}
+
+# A pushed event the receiver landed but could not read (`readable` false), or a landed line the
+# loader could not read: kept as it came, with why.
+UNREADABLE: Mapping[str, Hint] = {
+    # `<landedFile>:<landedLine>`: where the event is, which is what identifies it.
+    "eventId": TEXT,
+    "endpoint": TEXT,
+    "problem": TEXT,
+    **LANDED,
+    # The body as text, or in base64 when it is not UTF-8.
+    "body": TEXT,
+    "bodyBase64": TEXT,
 }
 
 SEND: Mapping[str, Hint] = {

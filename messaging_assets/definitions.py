@@ -8,14 +8,19 @@ check_settings_files()
 
 from dagster import Definitions, in_process_executor
 
-from messaging_assets.defs.assets import list_assets, send_assets, status_assets
+from messaging_assets.defs.assets import list_assets, pushed_assets, send_assets, status_assets
 from messaging_assets.defs.checks import messaging_checks
 from messaging_assets.defs.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
 from messaging_assets.defs.dlt_resource import MessagingDltResource
-from messaging_assets.defs.jobs import message_status_job, reference_data_job
-from messaging_assets.defs.schedules import message_status_schedule, reference_data_schedule
+from messaging_assets.defs.jobs import message_status_job, pushed_data_job, reference_data_job
+from messaging_assets.defs.schedules import (
+    message_status_schedule,
+    pushed_data_schedule,
+    reference_data_schedule,
+)
 from messaging_assets.defs.sensors import (
     dead_writer_sensor,
+    landed_files_sensor,
     messaging_automation_sensor,
     pending_status_sensor,
     sms_sent_sensor,
@@ -23,13 +28,14 @@ from messaging_assets.defs.sensors import (
 from messaging_assets.defs.writers import WritersPool
 
 defs = Definitions(
-    assets=[send_assets, status_assets, list_assets, delivery_summary],
+    assets=[send_assets, status_assets, list_assets, pushed_assets, delivery_summary],
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
-    jobs=[message_status_job, reference_data_job],
-    schedules=[reference_data_schedule, message_status_schedule],
+    jobs=[message_status_job, reference_data_job, pushed_data_job],
+    schedules=[reference_data_schedule, message_status_schedule, pushed_data_schedule],
     sensors=[
         pending_status_sensor,
         sms_sent_sensor,
+        landed_files_sensor,
         messaging_automation_sensor,
         dead_writer_sensor,
     ],

@@ -24,14 +24,25 @@ API_SHAPES: tuple[ApiShape, ...] = get_args(ApiShape)
 # The header that carries the key when SOURCES__MESSAGING__API_KEY_HEADER does not say.
 KEY_HEADERS: Mapping[ApiShape, str] = {"data": "api_key", "provider": "apikey"}
 
-Kind = Literal["send", "status", "list"]
-History = Literal["merge", "scd2"]
+Kind = Literal["send", "status", "list", "pushed"]
+# merge: a record replaces the stored one of its key; scd2: with history; insert-only: the first
+# record of a key is kept and later copies are dropped (events, which never change).
+History = Literal["merge", "scd2", "insert-only"]
 # none: only a person materializes it; status: kept current by the status sensors and schedule;
-# daily: the reference-data schedule, freshness of a day, and a refresh when it goes stale.
-Automation = Literal["none", "status", "daily"]
+# daily: the reference-data schedule, freshness of a day, and a refresh when it goes stale;
+# pushed: loaded from the landing zone by the landed-files sensor, and by its schedule.
+Automation = Literal["none", "status", "daily", "pushed"]
 
 PENDING_STATUSES = ("ACCEPTED", "BUFFERED")
 FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
+# How far along a status is: a delivery report never replaces a status of a higher rank (reports
+# arrive in no guaranteed order). Any other status, and none, ranks below these.
+STATUS_RANK: Mapping[str, int] = {"ACCEPTED": 0, "BUFFERED": 1, **dict.fromkeys(FINAL_STATUSES, 2)}
+UNRANKED = -1
+
+
+# dlt's write disposition for records that never change once stored.
+INSERT_ONLY: Mapping[str, str] = {"disposition": "merge", "strategy": "insert-only"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,9 @@ class Endpoint:
     name: str
     description: str
     path: str
-    # send: one billed request per run; status: one look-up per requestId; list: a full list.
+    # send: one billed request per run; status: one look-up per requestId; list: a full list;
+    # pushed: what the provider posts to the receiver, read from the landing zone (`path` is the
+    # receiver's, `<endpoint>` the landing folder).
     kind: Kind
     history: History
     automation: Automation
@@ -67,7 +80,7 @@ class Endpoint:
         return {
             "name": self.name,
             "primary_key": self.key,
-            "write_disposition": "merge",
+            "write_disposition": dict(INSERT_ONLY) if self.history == "insert-only" else "merge",
             # DuckDB's default (insert_values) is several times slower and hungrier.
             "file_format": "parquet",
             "columns": column_hints.named(self.columns, self.key),
@@ -111,7 +124,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         columns=column_hints.MESSAGE,
         selector={**ENVELOPE, "provider": "$"},
         nested={"parts": column_hints.PART},
-        upstream=("sms",),
+        upstream=("sms", "delivery_reports"),
     ),
     Endpoint(
         name="contacts",
@@ -148,7 +161,46 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         columns=column_hints.REGISTRATION,
         selector={**ENVELOPE, "provider": "[*].provisioningRequests[*]"},
     ),
+    Endpoint(
+        name="delivery_reports",
+        description=(
+            "Every delivery report the provider pushed to the receiver, once each, as it arrived: "
+            "the status object typed like `messaging/messages`, with when and where it landed. "
+            "`messaging/messages` merges the latest status of each message from them. Parts are "
+            "in `delivery_reports__parts`; unreadable reports in `unreadable_events`."
+        ),
+        path="/{token}/delivery-reports",
+        kind="pushed",
+        history="insert-only",
+        automation="pushed",
+        key="reportId",
+        columns=column_hints.REPORT,
+        # The provider posts the status object at the root, the seed's shape wraps it in `data`;
+        # either is read whatever API_SHAPE says, since any system using the account can post.
+        selector={**ENVELOPE, "provider": "$"},
+        nested={"parts": column_hints.PART},
+    ),
+    Endpoint(
+        name="inbound_messages",
+        description=(
+            "SMS sent to the account's numbers, pushed to the receiver: one row per message "
+            "however often the provider retried it, its parts in "
+            "`inbound_messages__content_list`; unreadable ones in `unreadable_events`."
+        ),
+        path="/{token}/inbound-messages",
+        kind="pushed",
+        history="insert-only",
+        automation="pushed",
+        key="requestId",
+        columns=column_hints.INBOUND,
+        selector={"data": "$", "provider": "$"},
+        nested={"contentList": column_hints.INBOUND_PART},
+    ),
 )
+
+# Pushed events that could not be read, of every pushed endpoint: one table beside theirs.
+UNREADABLE_TABLE = "unreadable_events"
+UNREADABLE_KEY = "eventId"
 
 BY_NAME: Mapping[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 
@@ -164,3 +216,4 @@ def with_automation(automation: Automation) -> tuple[Endpoint, ...]:
 (SEND,) = of_kind("send")
 (STATUS,) = of_kind("status")
 LISTS = of_kind("list")
+PUSHED = of_kind("pushed")

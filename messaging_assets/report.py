@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messaging_assets.registry import ENDPOINTS, SOURCE
+from messaging_assets.registry import ENDPOINTS, SOURCE, UNREADABLE_TABLE
 from messaging_assets.settings import check_settings_files
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection, read
@@ -14,6 +14,7 @@ def row_counts(warehouse: Connection) -> list[tuple[str, int, int]]:
     names = [
         *(endpoint.name for endpoint in ENDPOINTS),
         *(f"{endpoint.name}__{field}" for endpoint in ENDPOINTS for field in endpoint.nested),
+        UNREADABLE_TABLE,
         "delivery_summary",
     ]
     counts = []

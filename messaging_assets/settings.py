@@ -189,13 +189,24 @@ class AutomationSettings(Checked):
     recheck_max_seconds: float = 21600
     # A full list that would retire more than this share of the current rows is refused.
     row_drop_share: float = 0.25
+    # Pushed data (delivery reports, inbound messages): the landed-files sensor loads new files
+    # within its interval; this schedule catches what it missed and keeps a quiet day fresh.
+    pushed_cron: str = "*/20 * * * *"
+    pushed_warn_minutes: float = 30
+    pushed_fail_minutes: float = 60
+    # How far back, before the newest landed file's modification time, files are read again: a
+    # file keeps the time it was written, but appears only when renamed into place after its
+    # flush, so a file written earlier can appear after a later one was loaded (docs/push.md).
+    landing_lag_seconds: float = 300
+    # The unreadable-events check fails while an event that could not be read arrived this recently.
+    unreadable_window_days: float = 7
 
     SECTIONS: ClassVar[tuple[str, ...]] = ("messaging", "automation")
 
     def rules(self) -> list[tuple[str, str]]:
         broken = [
             (name, "expected a cron expression of 5 fields, e.g. '0 2 * * *'")
-            for name in ("reference_cron", "status_cron")
+            for name in ("reference_cron", "status_cron", "pushed_cron")
             if not _cron(getattr(self, name))
         ]
         if not _timezone(self.schedule_timezone):
@@ -206,6 +217,8 @@ class AutomationSettings(Checked):
             "summary_warn_hours",
             "validity_hours",
             "recheck_min_seconds",
+            "pushed_warn_minutes",
+            "unreadable_window_days",
         ):
             if not _positive(getattr(self, name)):
                 broken.append((name, "expected a number above 0"))
@@ -214,13 +227,16 @@ class AutomationSettings(Checked):
             ("status_warn_minutes", "status_fail_minutes"),
             ("summary_warn_hours", "summary_fail_hours"),
             ("recheck_min_seconds", "recheck_max_seconds"),
+            ("pushed_warn_minutes", "pushed_fail_minutes"),
         ):
             if not getattr(self, fail) >= getattr(self, warn):
                 broken.append(
                     (fail, f"expected a number no smaller than {variable(self.SECTIONS, warn)}")
                 )
-        if not (math.isfinite(self.validity_margin_hours) and self.validity_margin_hours >= 0):
-            broken.append(("validity_margin_hours", "expected a number of 0 or more"))
+        for name in ("validity_margin_hours", "landing_lag_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                broken.append((name, "expected a number of 0 or more"))
         for name in ("recheck_share_of_age", "row_drop_share"):
             if not _share(getattr(self, name)):
                 broken.append((name, "expected a share between 0 and 1, e.g. 0.25 for 25%"))
@@ -249,6 +265,22 @@ class AutomationSettings(Checked):
     @property
     def summary_fail(self) -> timedelta:
         return timedelta(hours=self.summary_fail_hours)
+
+    @property
+    def pushed_warn(self) -> timedelta:
+        return timedelta(minutes=self.pushed_warn_minutes)
+
+    @property
+    def pushed_fail(self) -> timedelta:
+        return timedelta(minutes=self.pushed_fail_minutes)
+
+    @property
+    def landing_lag(self) -> timedelta:
+        return timedelta(seconds=self.landing_lag_seconds)
+
+    @property
+    def unreadable_window(self) -> timedelta:
+        return timedelta(days=self.unreadable_window_days)
 
     @property
     def recheck_min(self) -> timedelta:

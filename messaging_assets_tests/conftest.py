@@ -4,6 +4,7 @@ through Dagster."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,9 @@ from dagster import (
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 from messaging_assets.defs.writers import TOOK
+from messaging_assets.receiver import landing
+from messaging_assets.receiver.bodies import problem
+from messaging_assets.receiver.storage import LocalFolder
 from messaging_assets.sandbox import SHAPES, Sandbox
 from messaging_assets.warehouse import sql
 
@@ -360,6 +365,48 @@ def _duckdb_spelling(postgres_type: str) -> str:
 @pytest.fixture
 def warehouse(destination: Destination) -> Warehouse:
     return Warehouse(destination.location)
+
+
+@dataclass
+class Landing:
+    """The receiver's landing zone in a test: files written as the receiver writes them, with
+    its own helpers (names, lines, the atomic write) and its own judgement of each body."""
+
+    root: Path
+    receiver: str = field(default_factory=landing.receiver_id)
+    sequence: int = 0
+
+    def land(
+        self,
+        endpoint: landing.Endpoint,
+        *bodies: bytes | str | Mapping[str, Any],
+        received_at: datetime | None = None,
+    ) -> Path:
+        """One landed file holding `bodies` (objects as JSON), received at `received_at`."""
+        when = received_at or datetime.now(timezone.utc)
+        lines = b""
+        for body in bodies:
+            if isinstance(body, Mapping):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            lines += landing.event_line(when, endpoint, body, problem(endpoint, body))
+        return self.write(endpoint, lines, when)
+
+    def write(self, endpoint: landing.Endpoint, data: bytes, when: datetime) -> Path:
+        """A landed file holding `data` as it is, whatever it holds."""
+        self.sequence += 1
+        name = landing.file_name(when, self.receiver, self.sequence)
+        LocalFolder(self.root, landing.ENDPOINTS).write(endpoint, name, data)
+        return self.root / endpoint / name
+
+
+@pytest.fixture
+def landed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Landing:
+    """A landing zone of its own, where the project reads it: the receiver's setting."""
+    root = tmp_path / "landing"
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__LANDING_URL", str(root))
+    return Landing(root)
 
 
 def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] = ()) -> dict:

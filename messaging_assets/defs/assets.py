@@ -14,13 +14,14 @@ from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
 from messaging_assets.defs.writers import WRITER_POOL, WritersPool
-from messaging_assets.registry import GROUP, LISTS, SEND, STATUS
+from messaging_assets.registry import GROUP, LISTS, PUSHED, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
 from messaging_assets.warehouse.destination import messaging_pipeline
 
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [endpoint.name for endpoint in LISTS]
+PUSHED_NAMES = [endpoint.name for endpoint in PUSHED]
 # The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
 # Its working directory is this process's own, removed when it exits: dlt creates a pipeline's
 # directory wherever it finds no state, and two processes loading the definitions at the same
@@ -58,9 +59,18 @@ class StatusConfig(Config):
         description="Look up only `request_ids`, not every pending message: the status sensor "
         "asks for the messages its plan found due.",
     )
+    look_up_statuses: bool = Field(
+        default=True,
+        description="Ask the API about pending messages. False: only merge the delivery reports "
+        "not merged yet, asking nothing (the runs that load pushed data).",
+    )
 
     def options(self, context: AssetExecutionContext) -> RunOptions:
-        return RunOptions(request_ids=self.request_ids, only_request_ids=self.only_request_ids)
+        return RunOptions(
+            request_ids=self.request_ids,
+            only_request_ids=self.only_request_ids,
+            look_up_statuses=self.look_up_statuses,
+        )
 
 
 class ListConfig(Config):
@@ -109,6 +119,13 @@ def status_assets(
     config: StatusConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(STATUS.name)
+    with writers.turn(context):
+        yield from dlt.run(context=context, dlt_source=source)
+
+
+@dlt_assets(**_dlt_assets_args("pushed", *PUSHED_NAMES))
+def pushed_assets(context: AssetExecutionContext, dlt: DagsterDltResource, writers: WritersPool):
+    source = messaging_source(RunOptions()).with_resources(*PUSHED_NAMES)
     with writers.turn(context):
         yield from dlt.run(context=context, dlt_source=source)
 

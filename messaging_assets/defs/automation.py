@@ -46,11 +46,17 @@ def freshness_policy(
         return FreshnessPolicy.time_window(
             fail_window=settings.status_fail, warn_window=settings.status_warn
         )
+    if profile == "pushed":
+        # Loaded as files land, and by a schedule on a quiet day: stale means loading stopped.
+        return FreshnessPolicy.time_window(
+            fail_window=settings.pushed_fail, warn_window=settings.pushed_warn
+        )
     return None
 
 
 def automation_condition(profile: Automation) -> AutomationCondition | None:
-    # Statuses are kept current by sensors that know which messages are pending.
+    # Statuses are kept current by sensors that know which messages are pending, pushed data by
+    # the sensor that notices landed files.
     return refresh_when_stale() if profile == "daily" else None
 
 

@@ -19,7 +19,14 @@ from messaging_assets.defs.automation import AUTOMATION
 from messaging_assets.defs.status_plan import pending_messages
 from messaging_assets.defs.translator import asset_key
 from messaging_assets.defs.writers import WRITER_POOL, WritersPool
-from messaging_assets.registry import BY_NAME, ENDPOINTS, FINAL_STATUSES, PENDING_STATUSES, Endpoint
+from messaging_assets.registry import (
+    BY_NAME,
+    ENDPOINTS,
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    UNREADABLE_TABLE,
+    Endpoint,
+)
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.warehouse import sql, type_changes
 from messaging_assets.warehouse.connection import Connection, connect
@@ -31,6 +38,7 @@ PRIMARY_KEY = "primary_key_unique_not_null"
 VALUES_KEEP_TYPES = "values_keep_their_types"
 STATUS_KNOWN = "status_known"
 FINAL_WITHIN_VALIDITY = "final_within_validity"
+NO_UNREADABLE = "no_recent_unreadable_events"
 
 
 def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
@@ -60,6 +68,15 @@ def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
             asset=asset_key(endpoint),
             description="Warns about messages still not final past their validity plus a "
             "margin: the status sensor no longer polls them.",
+        )
+    if endpoint.kind == "pushed":
+        yield AssetCheckSpec(
+            NO_UNREADABLE,
+            asset=asset_key(endpoint),
+            description="Fails while an event of this endpoint that could not be read arrived "
+            "within the last MESSAGING__AUTOMATION__UNREADABLE_WINDOW_DAYS "
+            f"({AUTOMATION.unreadable_window_days:g}): it is kept, as it came and with why, in "
+            f"`{UNREADABLE_TABLE}`. Says how many, and where one is (file:line).",
         )
 
 
@@ -159,11 +176,47 @@ def check_final_within_validity(warehouse: Connection, endpoint: Endpoint) -> As
     )
 
 
+def check_no_recent_unreadable_events(
+    warehouse: Connection, endpoint: Endpoint
+) -> AssetCheckResult:
+    check_key = AssetCheckKey(asset_key(endpoint), NO_UNREADABLE)
+    days = AUTOMATION.unreadable_window_days
+    if not warehouse.has_table(UNREADABLE_TABLE):
+        return _result(check_key, True, unreadable_events=0, window_days=days)
+    table = warehouse.table(UNREADABLE_TABLE)
+    recent = "endpoint = %s AND received_at >= %s"
+    since = datetime.now(timezone.utc) - AUTOMATION.unreadable_window
+    count = int(
+        warehouse.scalar(f"SELECT count(*) FROM {table} WHERE {recent}", endpoint.name, since)
+    )
+    if not count:
+        return _result(check_key, True, unreadable_events=0, window_days=days)
+    sample = warehouse.rows(
+        f"SELECT landed_file, landed_line, problem FROM {table} WHERE {recent} "
+        f"ORDER BY received_at DESC, landed_file, landed_line LIMIT {SAMPLE}",
+        endpoint.name,
+        since,
+    )
+    where = [f"{file}:{line} ({problem})" for file, line, problem in sample]
+    return _result(
+        check_key,
+        False,
+        description=f"{count} {endpoint.name} event(s) received in the last {days:g} day(s) "
+        f"could not be read, the latest at {where[0]}; they are in "
+        f"{table} (landed_file, landed_line, body).",
+        unreadable_events=count,
+        endpoint=endpoint.name,
+        sample="; ".join(where),
+        window_days=days,
+    )
+
+
 CHECKS: dict[str, Callable[[Connection, Endpoint], AssetCheckResult]] = {
     PRIMARY_KEY: check_primary_key,
     VALUES_KEEP_TYPES: check_values_keep_their_types,
     STATUS_KNOWN: check_status_known,
     FINAL_WITHIN_VALIDITY: check_final_within_validity,
+    NO_UNREADABLE: check_no_recent_unreadable_events,
 }
 
 
@@ -177,8 +230,9 @@ def messaging_checks(
         loaded = warehouse.columns(BY_NAME)
         for check_key in selected:
             endpoint = BY_NAME[check_key.asset_key.path[-1]]
-            if endpoint.name not in loaded:
+            if endpoint.name not in loaded and check_key.name != NO_UNREADABLE:
                 # Nothing stored cannot break a rule; `sms` stays empty until someone sends.
+                # (Unreadable events are stored beside the table, which they may precede.)
                 yield _result(
                     check_key,
                     True,

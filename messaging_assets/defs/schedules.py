@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
 from messaging_assets.defs.automation import AUTOMATION
-from messaging_assets.defs.jobs import message_status_job, reference_data_job
+from messaging_assets.defs.jobs import message_status_job, pushed_data_job, reference_data_job
 
 reference_data_schedule = ScheduleDefinition(
     name="reference_data_schedule",
@@ -26,4 +26,15 @@ message_status_schedule = ScheduleDefinition(
     execution_timezone=AUTOMATION.schedule_timezone,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Safety net: looks up pending statuses (automation: status_cron).",
+)
+
+# The landed-files sensor does the real work; this catches what it missed (daemon down, sensor
+# stopped) and keeps the pushed assets within their freshness window on a day nothing is pushed.
+pushed_data_schedule = ScheduleDefinition(
+    name="pushed_data_schedule",
+    job=pushed_data_job,
+    cron_schedule=AUTOMATION.pushed_cron,
+    execution_timezone=AUTOMATION.schedule_timezone,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Safety net: loads the landing zone (automation: pushed_cron).",
 )

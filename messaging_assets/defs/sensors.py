@@ -1,11 +1,13 @@
-"""Sensors that keep delivery statuses current, and the automation sensor that heals stale
-reference data and the delivery summary. All run by default: none of them can send
-(`messaging/sms` is never targeted)."""
+"""Sensors that keep delivery statuses current, the one that loads what the provider pushed as it
+lands, and the automation sensor that heals stale reference data and the delivery summary. All run
+by default: none of them can send (`messaging/sms` is never targeted)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetSelection,
@@ -27,11 +29,12 @@ from dagster import (
 from messaging_assets.defs.assets import op_name
 from messaging_assets.defs.automation import AUTOMATION
 from messaging_assets.defs.delivery_summary import SUMMARY_KEY
-from messaging_assets.defs.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job
+from messaging_assets.defs.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job, pushed_data_job
 from messaging_assets.defs.status_plan import pending_messages, plan_status_checks
 from messaging_assets.defs.translator import asset_key
 from messaging_assets.defs.writers import free_dead_writers
 from messaging_assets.registry import SEND, STATUS
+from messaging_assets.source.pushed import landed_files, landing_url
 from messaging_assets.warehouse.connection import WarehouseUnavailable, read
 
 # Request ids shown in a status run's tags; its run config holds them all.
@@ -162,6 +165,47 @@ def dead_writer_sensor(context: SensorEvaluationContext) -> SkipReason:
     for note in survey.freed:
         context.log.warning(note)
     return SkipReason(" ".join(said) or "No run that holds the writers' pool has died.")
+
+
+def landed_cursor(files: Sequence[tuple[str, datetime]], lag: timedelta) -> str | None:
+    """What a load would read now, in a few characters: the newest landed file, its modification
+    time, and a digest of the files modified within the lag before it (the loader reads those
+    again, so one that appears late, with an older time, changes the digest); None when nothing
+    has landed."""
+    if not files:
+        return None
+    newest, path = max((modified, path) for path, modified in files)
+    window = sorted(path for path, modified in files if modified >= newest - lag)
+    digest = hashlib.md5("\n".join(window).encode("utf-8")).hexdigest()
+    return json.dumps({"newest": path, "modified": newest.isoformat(), "window": digest})
+
+
+@sensor(
+    name="landed_files_sensor",
+    job=pushed_data_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests a run that loads the delivery reports and inbound messages the receiver "
+        "landed since the last run, and merges the reports into messages (asking the API "
+        "nothing). Lists the landing folders; the cursor is the newest landed file and the "
+        "files within the landing lag before it. Those files are the run's key: they never "
+        "start two runs."
+    ),
+)
+def landed_files_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    url = landing_url()
+    cursor = landed_cursor(landed_files(url), AUTOMATION.landing_lag)
+    if cursor is None:
+        return SkipReason(f"Nothing has landed in {url} yet.")
+    newest = json.loads(cursor)
+    if cursor == context.cursor:
+        return SkipReason(f"Nothing new in {url}: the newest file is still {newest['newest']}.")
+    request = RunRequest(
+        run_key=f"landed {cursor}",
+        tags={"messaging/newest_landed_file": newest["newest"]},
+    )
+    return SensorResult(run_requests=[request], cursor=cursor)
 
 
 messaging_automation_sensor = AutomationConditionSensorDefinition(

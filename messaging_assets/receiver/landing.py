@@ -20,8 +20,10 @@ the reason in `problem`, when the body is not the JSON object the endpoint expec
 all the same.
 
 Names sort by the time of the write, but a file may appear after one with a later name (two
-receivers, a slow disk): a loader keeps the set of files it has loaded, not a high-water mark. An
-event may be in more than one file (a sender that retried after an answer it did not get).
+receivers, a slow disk), and a file keeps the modification time of its write, not of its rename:
+a loader keeps the set of files it has loaded, or a high-water mark of modification times that
+reaches back further than the longest write (the loader's lag). An event may be in more than one
+file (a sender that retried after an answer it did not get).
 """
 
 from __future__ import annotations
@@ -131,26 +133,33 @@ def read_file(path: Path) -> list[LandedEvent]:
     events = []
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
-            record = json.loads(raw)
-            body = (
-                record["body"].encode("utf-8")
-                if "body" in record
-                else base64.b64decode(record[BASE64_BODY], validate=True)
-            )
-            events.append(
-                LandedEvent(
-                    received_at=datetime.fromisoformat(record["received_at"]),
-                    endpoint=record["endpoint"],
-                    readable=record["readable"],
-                    problem=record["problem"],
-                    body=body,
-                    file=path.name,
-                    line=number,
-                )
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"{path}:{number}: not a landed event ({error})") from None
+            events.append(parse_line(raw, path.name, number))
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: {error}") from None
     return events
+
+
+def parse_line(raw: bytes, file: str, line: int) -> LandedEvent:
+    """One line of a landed file (without its newline) as its event; ValueError if it is not one.
+    For readers of the files' bytes wherever they are stored (the loader reads them through dlt)."""
+    try:
+        record = json.loads(raw)
+        body = (
+            record["body"].encode("utf-8")
+            if "body" in record
+            else base64.b64decode(record[BASE64_BODY], validate=True)
+        )
+        return LandedEvent(
+            received_at=datetime.fromisoformat(record["received_at"]),
+            endpoint=record["endpoint"],
+            readable=record["readable"],
+            problem=record["problem"],
+            body=body,
+            file=file,
+            line=line,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"not a landed event ({error})") from None
 
 
 def read(landing: Path, endpoint: Endpoint) -> Iterator[LandedEvent]:

@@ -1,6 +1,6 @@
 """The messaging API as one dlt source: a resource per registry entry, and everything that talks
 to the API (sessions, answers, paging, lists, statuses, sending and its journal, arrow pages and
-the values kept beside their column).
+the values kept beside their column) or reads what it pushed (the receiver's landing zone).
 
 It may import dlt, the warehouse layer, the registry and the settings; never Dagster (a test
 holds it to that).
@@ -20,9 +20,11 @@ from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
-from messaging_assets.registry import LISTS, SOURCE
+from messaging_assets.registry import LISTS, PUSHED, SOURCE
+from messaging_assets.settings import automation_settings
 from messaging_assets.source.api import Api
 from messaging_assets.source.lists import list_resource
+from messaging_assets.source.pushed import landing_url, pushed_resource
 from messaging_assets.source.sending import SendRequest, send_resource
 from messaging_assets.source.statuses import status_resource
 
@@ -35,6 +37,8 @@ class RunOptions:
     request_ids: Sequence[str] = ()
     # Look up only `request_ids` (the status sensor's due messages), not every pending message.
     only_request_ids: bool = False
+    # Ask the API about pending messages; without, `messages` only merges delivery reports.
+    look_up_statuses: bool = True
     accept_shrink: bool = False
 
 
@@ -49,10 +53,15 @@ def messaging_source(
     """Every resource of the API. `api_shape` is `data` (`{"data": ...}` envelopes) or
     `provider` (the provider's published contract); `api_key_header` defaults per shape."""
     api = Api.configured(base_url, api_key, api_shape, api_key_header)
+    # Where the receiver lands files, and how far back they are read again (pushed.py).
+    url, lag = landing_url(), automation_settings().landing_lag_seconds
     return [
         send_resource(api, options.send),
-        status_resource(api, options.request_ids, options.only_request_ids),
+        status_resource(
+            api, options.request_ids, options.only_request_ids, options.look_up_statuses
+        ),
         *(list_resource(api, resource, options.accept_shrink) for resource in LISTS),
+        *(pushed_resource(resource, url, lag) for resource in PUSHED),
     ]
 
 

@@ -26,6 +26,8 @@ from dlt.extract.resource import DltResource
 from messaging_assets.registry import STATUS
 from messaging_assets.settings import lookup_settings
 from messaging_assets.source.api import Api
+from messaging_assets.source.bodies import published_spelling
+from messaging_assets.source.reports import MERGED_THROUGH, Reports
 from messaging_assets.source.variants import Columns
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection, connect
@@ -110,11 +112,7 @@ def stamped(record: dict[str, Any], request_id: str) -> dict[str, Any]:
     """A status as stored: under the id asked about, with when it was asked."""
     record["requestId"] = request_id
     record["checkedAt"] = _now()
-    for part in record.get("parts") or ():
-        # One older client spells the part's sentDate as sendDate.
-        if isinstance(part, dict) and "sendDate" in part:
-            part.setdefault("sentDate", part.pop("sendDate"))
-    return record
+    return published_spelling(record)
 
 
 class Pace:
@@ -137,37 +135,37 @@ class Pace:
             time.sleep(slot - now)
 
 
-def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) -> DltResource:
-    """`messages` as a dlt resource: every stored or tracked requestId not yet settled, or, with
-    `only`, just the tracked ones (the status sensor's due messages). Tracked ids come from the
-    run config, else from SOURCES__MESSAGING__MESSAGES__REQUEST_IDS."""
-    prefix = api.base_url.rstrip("/") + STATUS.path.split("{", 1)[0]
+class LookUps:
+    """Status look-ups as configured for a run: its settings read, and its tracked ids checked,
+    when it is made (a mistake in them fails only status runs, and before any request)."""
 
-    def messages() -> Iterator[list[dict[str, Any]]]:
-        # Settings are read here, in the run: a mistake in them fails only status runs.
+    def __init__(self, api: Api, request_ids: Sequence[str], only: bool) -> None:
+        self.api = api
+        self.only = only
         settings = api.settings(STATUS)
-        answers = api.answers(STATUS, settings)
+        self.answers = api.answers(STATUS, settings)
         if request_ids:
-            tracked = parse_request_ids(request_ids, "run config `request_ids`")
+            self.tracked = parse_request_ids(request_ids, "run config `request_ids`")
         else:
-            tracked = parse_request_ids(settings.request_ids, REQUEST_IDS_SETTING)
-        workers = lookup_settings().workers
-        pace = Pace(settings.max_requests_per_second)
-        session = api.session()
+            self.tracked = parse_request_ids(settings.request_ids, REQUEST_IDS_SETTING)
+        self.workers = lookup_settings().workers
+        self.pace = Pace(settings.max_requests_per_second)
+        self.session = api.session()
+        self.prefix = api.base_url.rstrip("/") + STATUS.path.split("{", 1)[0]
 
-        def look_up(request_id: str) -> dict[str, Any]:
-            pace.wait()
-            response = session.get(prefix + quote(request_id, safe=""), auth=api.auth)
-            if response.status_code == 404:
-                # The provider forgets a status about 3 months after it became final.
-                return stamped({"lookupError": NOT_FOUND}, request_id)
-            answers.check(response)
-            return stamped(answers.record(response, answers.json(response)), request_id)
+    def look_up(self, request_id: str) -> dict[str, Any]:
+        self.pace.wait()
+        response = self.session.get(self.prefix + quote(request_id, safe=""), auth=self.api.auth)
+        if response.status_code == 404:
+            # The provider forgets a status about 3 months after it became final.
+            return stamped({"lookupError": NOT_FOUND}, request_id)
+        self.answers.check(response)
+        return stamped(self.answers.record(response, self.answers.json(response)), request_id)
 
-        stored = Columns(dlt.current.source_schema(), STATUS.tables())
-        with connect(dlt.current.pipeline()) as warehouse:
-            known, settled = stored_ids(warehouse)
-        candidates = tracked if only else [*known, *tracked]
+    def records(self, known: list[str], settled: set[str]) -> Iterator[list[dict[str, Any]]]:
+        """The records of the tracked ids, and, unless `only`, of the `known` ones, that are not
+        `settled`, in batches."""
+        candidates = self.tracked if self.only else [*known, *self.tracked]
         due = [rid for rid in dict.fromkeys(candidates) if rid not in settled]
         refused = [rid for rid in due if not is_request_id(rid)]
         if refused:
@@ -181,11 +179,41 @@ def status_resource(api: Api, request_ids: Sequence[str], only: bool = False) ->
             )
             yield [stamped({"lookupError": INVALID}, rid) for rid in refused]
         asked = [rid for rid in due if is_request_id(rid)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            statuses = pool.map(look_up, asked)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            statuses = pool.map(self.look_up, asked)
             while batch := list(islice(statuses, BATCH)):
-                for record in batch:
-                    stored.route(record, STATUS.name)
                 yield batch
+
+
+def status_resource(
+    api: Api, request_ids: Sequence[str], only: bool = False, look_up: bool = True
+) -> DltResource:
+    """`messages` as a dlt resource: the delivery reports not merged yet (reports.py) and, with
+    `look_up`, a look-up of every stored or tracked requestId not yet settled, or, with `only`,
+    just the tracked ones (the status sensor's due messages). Tracked ids come from the run
+    config, else from SOURCES__MESSAGING__MESSAGES__REQUEST_IDS."""
+
+    def messages() -> Iterator[list[dict[str, Any]]]:
+        look_ups = LookUps(api, request_ids, only) if look_up else None
+        stored = Columns(dlt.current.source_schema(), STATUS.tables())
+        state = dlt.current.resource_state()
+        with connect(dlt.current.pipeline()) as warehouse:
+            reports = Reports.unmerged(warehouse, state.get(MERGED_THROUGH))
+            known, settled = stored_ids(warehouse)
+
+        def routed(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for record in batch:
+                stored.route(record, STATUS.name)
+            return batch
+
+        if look_ups is not None:
+            # A final report settles a message: nothing is left to ask about it.
+            for batch in look_ups.records(known, settled | reports.final):
+                # One record per message: the look-up, unless this run's report outranks it.
+                yield routed([reports.instead_of(record) for record in batch])
+        remaining = list(reports.remaining())
+        for start in range(0, len(remaining), BATCH):
+            yield routed(remaining[start : start + BATCH])
+        state[MERGED_THROUGH] = reports.through
 
     return dlt.resource(messages, **STATUS.merge_hints())()

@@ -13,6 +13,7 @@ table), and the check names that too.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from dlt.common.schema import Schema
@@ -26,7 +27,8 @@ VARIANT_FIELD = "v_{}"
 EXACT_LIMIT = 2**53
 # Column types that take text and parse it; what dlt cannot parse it keeps in its own variant.
 PARSED_FROM_TEXT = frozenset({"timestamp", "decimal", "date", "time", "binary"})
-NUMBERS = frozenset({"bigint", "double"})
+# Pushed bodies are read with their fractional numbers as exact decimals (`Decimal`).
+NUMBERS = frozenset({"bigint", "double", "decimal"})
 
 
 def json_type(value: Any) -> str | None:
@@ -37,6 +39,8 @@ def json_type(value: Any) -> str | None:
         return "bigint"
     if isinstance(value, float):
         return "double"
+    if isinstance(value, Decimal):
+        return "decimal"
     if isinstance(value, str):
         return "text"
     return None

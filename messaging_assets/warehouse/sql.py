@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import sqlglot
 
-from messaging_assets.registry import FINAL_STATUSES, PENDING_STATUSES
+from messaging_assets.registry import FINAL_STATUSES, PENDING_STATUSES, STATUS_RANK, UNRANKED
 
 VALID_TO = "_dlt_valid_to"
 
@@ -24,6 +24,15 @@ KNOWN = literals((*PENDING_STATUSES, *FINAL_STATUSES))
 
 # A message whose status can no longer change, or that the API cannot tell about: not asked again.
 SETTLED = f"(status IN {FINAL} OR lookup_error IS NOT NULL)"
+
+
+def status_rank(column: str) -> str:
+    """A status's rank (registry.STATUS_RANK) in SQL; UNRANKED for any other status and null."""
+    ranks = " ".join(
+        f"WHEN {column} = {literals([status])[1:-1]} THEN {rank}"
+        for status, rank in STATUS_RANK.items()
+    )
+    return f"CASE {ranks} ELSE {UNRANKED} END"
 
 
 def current_rows(has_history: bool) -> str:

@@ -17,14 +17,20 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 
 from messaging_assets.definitions import defs
 from messaging_assets.defs.automation import freshness_policy
-from messaging_assets.defs.schedules import message_status_schedule, reference_data_schedule
-from messaging_assets.defs.sensors import messaging_automation_sensor
+from messaging_assets.defs.jobs import PUSHED_RUN_CONFIG
+from messaging_assets.defs.schedules import (
+    message_status_schedule,
+    pushed_data_schedule,
+    reference_data_schedule,
+)
+from messaging_assets.defs.sensors import landed_files_sensor, messaging_automation_sensor
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.settings import AutomationSettings, automation_settings
 
 REFERENCE = {AssetKey(["messaging", n]) for n in ("contacts", "phones", "registrations")}
 MESSAGES = AssetKey(["messaging", "messages"])
 SMS = AssetKey(["messaging", "sms"])
+PUSHED = {AssetKey(["messaging", n]) for n in ("delivery_reports", "inbound_messages")}
 
 
 @pytest.fixture
@@ -69,8 +75,26 @@ def test_schedules_and_automation_sensor_run_by_default():
     assert {s.name: s.default_status for s in defs.schedules} == {
         "reference_data_schedule": DefaultScheduleStatus.RUNNING,
         "message_status_schedule": DefaultScheduleStatus.RUNNING,
+        "pushed_data_schedule": DefaultScheduleStatus.RUNNING,
     }
     assert messaging_automation_sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_pushed_data_loads_with_messages_asking_the_api_nothing_fresh_within_30_minutes():
+    assert landed_files_sensor.job_name == pushed_data_schedule.job_name
+    assert landed_files_sensor.default_status == DefaultSensorStatus.RUNNING
+    assert selected_assets(pushed_data_schedule.job_name) == PUSHED | {MESSAGES}
+    assert defs.resolve_job_def(pushed_data_schedule.job_name).run_config == PUSHED_RUN_CONFIG
+    assert pushed_data_schedule.cron_schedule == "*/20 * * * *"
+    graph = defs.resolve_asset_graph()
+    for key in PUSHED:
+        policy = graph.get(key).freshness_policy
+        assert (policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta()) == (
+            timedelta(minutes=30),
+            timedelta(hours=1),
+        )
+        assert graph.get(key).automation_condition is None
+    assert graph.get(MESSAGES).parent_keys == {SMS, AssetKey(["messaging", "delivery_reports"])}
 
 
 def test_status_schedule_run_with_nothing_pending_succeeds_without_calling_the_api(

@@ -3,16 +3,22 @@ DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from dagster import AssetCheckSeverity
 
+from messaging_assets.defs.automation import AUTOMATION
+from messaging_assets.receiver.landing import DELIVERY_REPORTS, INBOUND_MESSAGES
 from messaging_assets.sandbox import Fault, Sandbox
 from messaging_assets_tests.conftest import (
+    Landing,
     Warehouse,
     both_destinations,
     check,
     check_metadata,
     run_config,
 )
+from messaging_assets_tests.source.test_pushed import report
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
@@ -124,3 +130,48 @@ def test_fresh_send_not_yet_final_is_within_validity(sandbox: Sandbox, run):
     result = run("sms", "messages", config=run_config(sms=SEND))
 
     assert check(result, "messages", "final_within_validity").passed
+
+
+@both_destinations
+def test_unreadable_events_are_kept_and_fail_their_endpoints_check_while_recent(
+    run, landed: Landing, warehouse: Warehouse
+):
+    now = datetime.now(timezone.utc)
+    mixed = landed.land(
+        DELIVERY_REPORTS, "not JSON", report("r-1", "DELIVERED"), {"requestId": 5}, b"\xff\xfe"
+    )
+    # A landed line cut short (a broken copy of the landing zone): kept too, dated by its file.
+    cut = landed.write(DELIVERY_REPORTS, b'{"received_at": "2026-01-0', datetime.now(timezone.utc))
+    # Older than the check's window: kept, but no longer failing the check.
+    landed.land(INBOUND_MESSAGES, {"from": "+48600700800"}, received_at=now - timedelta(days=8))
+
+    result = run("delivery_reports", "inbound_messages")
+
+    rows = warehouse.rows(
+        "SELECT endpoint, landed_file, landed_line, problem, body, body_base64 "
+        "FROM messaging.unreadable_events ORDER BY endpoint, landed_file, landed_line"
+    )
+    reports = f"delivery_reports/{mixed.name}"
+    assert [row[:3] for row in rows] == [
+        ("delivery_reports", reports, 1),
+        ("delivery_reports", reports, 3),
+        ("delivery_reports", reports, 4),
+        ("delivery_reports", f"delivery_reports/{cut.name}", 1),
+        ("inbound_messages", rows[-1][1], 1),
+    ]
+    assert [row[4:] for row in rows[:3]] == [
+        ("not JSON", None),
+        ('{"requestId": 5}', None),
+        (None, "//4="),
+    ]
+    assert rows[1][3] == "requestId is not a non-empty string: 5"
+    assert "not a landed event" in rows[3][3]
+    assert warehouse.scalar("SELECT request_id FROM messaging.delivery_reports") == "r-1"
+    evaluation = check(result, "delivery_reports", "no_recent_unreadable_events")
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    found = check_metadata(evaluation)
+    assert (found["unreadable_events"], found["endpoint"]) == (4, "delivery_reports")
+    assert f"{reports}:1 (not JSON" in found["sample"]
+    assert AUTOMATION.unreadable_window_days == found["window_days"] == 7
+    assert check(result, "inbound_messages", "no_recent_unreadable_events").passed

@@ -15,11 +15,19 @@ from messaging_assets.definitions import defs
 from messaging_assets.sandbox import Sandbox
 from messaging_assets_tests.conftest import REPO_ROOT, Warehouse, materialize_cli
 
-NAMES = ("sms", "messages", "contacts", "phones", "registrations")
+NAMES = (
+    "sms",
+    "messages",
+    "contacts",
+    "phones",
+    "registrations",
+    "delivery_reports",
+    "inbound_messages",
+)
 SUMMARY = AssetKey(["messaging", "delivery_summary"])
 
 
-def test_five_dlt_assets_keyed_grouped_and_kinded():
+def test_dlt_assets_keyed_grouped_and_kinded():
     graph = defs.resolve_asset_graph()
 
     assert graph.get_all_asset_keys() == {AssetKey(["messaging", n]) for n in NAMES} | {SUMMARY}
@@ -30,11 +38,12 @@ def test_five_dlt_assets_keyed_grouped_and_kinded():
         assert node.description
 
 
-def test_messages_depend_on_sms_and_nothing_hangs_off_external_keys():
+def test_messages_depend_on_sms_and_reports_and_nothing_hangs_off_external_keys():
     graph = defs.resolve_asset_graph()
 
     parents = {name: graph.get(AssetKey(["messaging", name])).parent_keys for name in NAMES}
-    assert parents == {n: set() for n in NAMES} | {"messages": {AssetKey(["messaging", "sms"])}}
+    upstream = {AssetKey(["messaging", "sms"]), AssetKey(["messaging", "delivery_reports"])}
+    assert parents == {n: set() for n in NAMES} | {"messages": upstream}
     assert graph.get(SUMMARY).parent_keys == {AssetKey(["messaging", "messages"])}
 
 

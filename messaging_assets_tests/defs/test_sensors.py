@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -19,10 +20,23 @@ from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from messaging_assets.definitions import defs
 from messaging_assets.defs.jobs import message_status_job, reference_data_job
-from messaging_assets.defs.sensors import dead_writer_sensor, pending_status_sensor, sms_sent_sensor
+from messaging_assets.defs.sensors import (
+    dead_writer_sensor,
+    landed_files_sensor,
+    pending_status_sensor,
+    sms_sent_sensor,
+)
 from messaging_assets.defs.writers import WRITER_POOL, RunLife
+from messaging_assets.receiver.landing import DELIVERY_REPORTS, INBOUND_MESSAGES
 from messaging_assets.sandbox import Sandbox
-from messaging_assets_tests.conftest import both_destinations, hold_the_pool, run_config
+from messaging_assets_tests.conftest import (
+    Landing,
+    Warehouse,
+    both_destinations,
+    hold_the_pool,
+    run_config,
+)
+from messaging_assets_tests.source.test_pushed import INBOUND, report
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
@@ -249,3 +263,33 @@ def test_sms_sent_sensor_skips_when_the_send_run_looked_statuses_up(
 
     assert result.run_requests == []
     assert result.skip_message == f"Run {both.run_id} looked the new statuses up itself."
+
+
+def test_landed_files_sensor_requests_one_run_for_new_files_and_none_again_for_them(
+    sandbox: Sandbox, landed: Landing, instance, warehouse: Warehouse
+):
+    assert tick(landed_files_sensor, instance).skip_message.startswith("Nothing has landed in ")
+    landed.land(DELIVERY_REPORTS, report("r-1", "DELIVERED"))
+    newest = landed.land(INBOUND_MESSAGES, INBOUND)
+
+    first = tick(landed_files_sensor, instance)
+    (request,) = first.run_requests
+    job = defs.get_job_def(landed_files_sensor.job_name)
+    assert job.execute_in_process(instance=instance, run_config=request.run_config).success
+    again = tick(landed_files_sensor, instance, cursor=first.cursor)
+
+    assert again.run_requests == []
+    assert again.skip_message.endswith(f"the newest file is still inbound_messages/{newest.name}.")
+    assert warehouse.rows("SELECT request_id, status FROM messaging.messages") == [
+        ("r-1", "DELIVERED")
+    ]
+    assert warehouse.scalar("SELECT count(*) FROM messaging.inbound_messages") == 1
+    assert sandbox.requests == []
+    # A file written before the newest one, renamed into place only now: the next run reads it.
+    late = landed.land(DELIVERY_REPORTS, report("r-2", "ACCEPTED"))
+    written = newest.stat().st_mtime - 1
+    os.utime(late, (written, written))
+    (late_run,) = tick(landed_files_sensor, instance, cursor=first.cursor).run_requests
+    assert late_run.run_key != request.run_key
+    # Whatever the cursor says, the same files are the same run: Dagster never starts it twice.
+    assert tick(landed_files_sensor, instance).run_requests[0].run_key == late_run.run_key

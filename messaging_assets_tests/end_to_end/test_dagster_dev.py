@@ -145,10 +145,12 @@ def test_dagster_dev_shows_automation_and_its_sensor_requests_a_status_run(
     } == {
         "reference_data_schedule": ("0 2 * * *", "RUNNING"),
         "message_status_schedule": ("*/20 * * * *", "RUNNING"),
+        "pushed_data_schedule": ("*/20 * * * *", "RUNNING"),
     }
     assert {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]} == {
         "pending_status_sensor": "RUNNING",
         "sms_sent_sensor": "RUNNING",
+        "landed_files_sensor": "RUNNING",
         "messaging_automation_sensor": "RUNNING",
         "dead_writer_sensor": "RUNNING",
     }

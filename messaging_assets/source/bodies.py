@@ -1,0 +1,59 @@
+"""What the provider pushes, read from the bodies as the receiver landed them: JSON with exact
+decimals, a report's status object in either shape, and the digest that tells the same report
+delivered twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have.
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(body: bytes | str) -> Any:
+    """A body's JSON with every fractional number an exact decimal: an inbound `totalPrice` of
+    -0.005 read as a float would be stored as -0.005000000000000000104."""
+    return json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+
+
+def status_object(body: Any) -> dict[str, Any] | None:
+    """A report's status object: at the root (the provider's shape) or under `data` (the seed's),
+    as the receiver accepts it; None when neither holds a `requestId`."""
+    if not isinstance(body, dict):
+        return None
+    if "requestId" in body:
+        return body
+    data = body.get("data")
+    return data if isinstance(data, dict) and "requestId" in data else None
+
+
+def published_spelling(record: dict[str, Any]) -> dict[str, Any]:
+    """A status object with its parts' fields named as the provider publishes them, in place."""
+    for part in record.get("parts") or ():
+        # One older client spells the part's sentDate as sendDate.
+        if isinstance(part, dict) and "sendDate" in part:
+            part.setdefault("sentDate", part.pop("sendDate"))
+    return record
+
+
+def canonical(value: Any) -> str:
+    """JSON text that is the same for the same value however it was spaced or its keys ordered:
+    keys sorted, no spaces, numbers as written (a decimal keeps its digits)."""
+    if isinstance(value, dict):
+        fields = (f"{json.dumps(key)}:{canonical(value[key])}" for key in sorted(value))
+        return "{" + ",".join(fields) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(canonical(item) for item in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
+
+
+def digest(value: Any) -> str:
+    """md5 of a value's canonical JSON: the same report, from whichever file, has the same one."""
+    return hashlib.md5(canonical(value).encode("utf-8")).hexdigest()

@@ -1,0 +1,200 @@
+"""What the provider pushes (delivery reports, inbound messages), loaded from the receiver's
+landing zone (`receiver/landing.py`) by dlt's filesystem source.
+
+Each pushed endpoint is a dlt resource: dlt's `filesystem` lists `<landing>/<endpoint>/*.jsonl`
+and its incremental on `modification_date` passes on only the files modified since the newest
+file of the last load, less a lag (MESSAGING__AUTOMATION__LANDING_LAG_SECONDS). A file keeps the
+time it was written but appears only when it is renamed into place, after its flush: a file
+written a moment before another can appear after that one was loaded, and the lag reaches back
+for it. Files within the lag are read again, which is harmless: rows are inserted once per key
+(dlt's insert-only merge), and a key that comes twice in one run is passed on once.
+
+Events the receiver could not read (`readable` false), and lines the loader cannot read, go to
+`unreadable_events` beside the endpoint's table, keyed by where they are (file and line).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+from dlt.common.storages.configuration import FilesystemConfiguration
+from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
+from dlt.extract.resource import DltResource
+from dlt.sources.filesystem import filesystem
+
+from messaging_assets import column_hints
+from messaging_assets.receiver import landing
+from messaging_assets.receiver.settings import ReceiverSettings
+from messaging_assets.registry import (
+    INSERT_ONLY,
+    PUSHED,
+    UNREADABLE_KEY,
+    UNREADABLE_TABLE,
+    Endpoint,
+)
+from messaging_assets.source import bodies
+from messaging_assets.source.variants import Columns
+
+# The receiver's setting: the loader reads where the receiver writes.
+LANDING_URL = "sources.messaging.receiver.landing_url"
+
+
+def landing_url() -> str:
+    """The landing zone: the receiver's `landing_url`, read as the receiver reads it (a folder,
+    relative to where the process runs, `file://` optional). dlt's filesystem source reads
+    fsspec URLs too (s3://, gs://, with credentials the dlt way) for when the receiver writes
+    there."""
+    url = str(dlt.config.get(LANDING_URL) or ReceiverSettings.landing_url)
+    return url.removeprefix("file://")
+
+
+def landed_glob(endpoint: str) -> str:
+    """An endpoint's landed files under the landing zone; temporaries (`.….tmp`) do not match."""
+    return f"{endpoint}/*{landing.SUFFIX}"
+
+
+def landed_files(url: str) -> list[tuple[str, datetime]]:
+    """(path under the landing zone, modification time) of every pushed endpoint's landed file,
+    listed as dlt's filesystem source lists them for the loader. Without credentials: enough for
+    a local folder; object storage would need the loader's here too."""
+    protocol = "file" if FilesystemConfiguration.is_local_path(url) else urlsplit(url).scheme
+    client, _ = fsspec_filesystem(protocol)
+    return [
+        (item["relative_path"], item["modification_date"])
+        for endpoint in PUSHED
+        for item in glob_files(client, url, landed_glob(endpoint.name))
+        if landing.is_landed_file(item["file_name"])
+    ]
+
+
+def _landed(event: landing.LandedEvent, path: str) -> dict[str, Any]:
+    return {"receivedAt": event.received_at, "landedFile": path, "landedLine": event.line}
+
+
+def report_record(event: landing.LandedEvent, path: str) -> dict[str, Any]:
+    """A delivery report's row: its status object, keyed by its digest, the body as received."""
+    status = bodies.status_object(bodies.parse(event.body))
+    if status is None:
+        raise ValueError("no requestId at the root or under data")
+    # The digest of the object as pushed, before its parts' fields are renamed.
+    key = bodies.digest(status)
+    record = bodies.published_spelling(status)
+    return {**record, "reportId": key, **_landed(event, path), "body": event.text}
+
+
+def inbound_record(event: landing.LandedEvent, path: str) -> dict[str, Any]:
+    """An inbound message's row: the body as the provider sent it, with where it landed."""
+    message = bodies.parse(event.body)
+    if not isinstance(message, dict) or "requestId" not in message:
+        raise ValueError("not a JSON object with a requestId")
+    return {**message, **_landed(event, path)}
+
+
+RECORDS: dict[str, Callable[[landing.LandedEvent, str], dict[str, Any]]] = {
+    landing.DELIVERY_REPORTS: report_record,
+    landing.INBOUND_MESSAGES: inbound_record,
+}
+
+
+def unreadable_record(
+    endpoint: str, path: str, line: int, received_at: datetime, problem: str, body: bytes
+) -> dict[str, Any]:
+    """An event that could not be read, kept as it came: as text, or base64 if not UTF-8."""
+    record: dict[str, Any] = {
+        UNREADABLE_KEY: f"{path}:{line}",
+        "endpoint": endpoint,
+        "problem": problem,
+        "receivedAt": received_at,
+        "landedFile": path,
+        "landedLine": line,
+    }
+    try:
+        record["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        record["bodyBase64"] = base64.b64encode(body).decode("ascii")
+    return record
+
+
+def read_landed(
+    endpoint: str, data: bytes, path: str, modified: datetime
+) -> Iterator[tuple[bool, dict[str, Any]]]:
+    """(readable, row) for every line of a landed file: the endpoint's row, or an unreadable
+    event's. `modified` dates a line too broken to say when it was received."""
+    to_record = RECORDS[endpoint]
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # after the last newline; a last line cut short is not empty
+    for number, raw in enumerate(lines, start=1):
+        try:
+            event = landing.parse_line(raw, path, number)
+        except ValueError as error:
+            yield False, unreadable_record(endpoint, path, number, modified, str(error), raw)
+            continue
+        problem = event.problem or "not readable"
+        if event.readable:
+            try:
+                yield True, to_record(event, path)
+                continue
+            except ValueError as error:
+                problem = f"readable to the receiver, not to the loader: {error}"
+        yield (
+            False,
+            unreadable_record(endpoint, path, number, event.received_at, problem, event.body),
+        )
+
+
+def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltResource:
+    """An endpoint's landed files as a dlt resource: dlt's filesystem source with its own
+    incremental state, each file's rows into the endpoint's table or `unreadable_events`."""
+    files = filesystem(
+        bucket_url=url,
+        file_glob=landed_glob(endpoint.name),
+        # Oldest first: of two copies of an event in one run, the one landed first is kept.
+        incremental=dlt.sources.incremental("modification_date", lag=lag_seconds, row_order="asc"),
+    ).with_name(f"{endpoint.name}_files")  # the incremental's state is kept under this name
+    # Keys passed on in this run, by table: a key must come once in a load, or dlt stores both.
+    seen: set[tuple[bool, str]] = set()
+
+    def read(items: list[FileItemDict]) -> Iterator[Any]:
+        columns = Columns(dlt.current.source_schema(), endpoint.tables())
+        rows, unreadable = [], []
+        for item in items:
+            if not landing.is_landed_file(item["file_name"]):
+                continue
+            path = item["relative_path"]
+            for readable, row in read_landed(
+                endpoint.name, item.read_bytes(), path, item["modification_date"]
+            ):
+                key = (readable, row[endpoint.key if readable else UNREADABLE_KEY])
+                if key in seen:
+                    continue
+                seen.add(key)
+                if readable:
+                    columns.route(row, endpoint.name)
+                    rows.append(row)
+                else:
+                    unreadable.append(row)
+        if rows:
+            yield rows
+        if unreadable:
+            yield dlt.mark.with_table_name(unreadable, UNREADABLE_TABLE)
+
+    resource = files | dlt.transformer(read, **endpoint.merge_hints())
+    # A table variant starts from the resource's own hints: without its columns and child tables
+    # first, `unreadable_events` would get the endpoint's key as a column that must not be null.
+    resource.apply_hints(
+        table_name=UNREADABLE_TABLE, columns={}, nested_hints={}, create_table_variant=True
+    )
+    resource.apply_hints(
+        table_name=UNREADABLE_TABLE,
+        primary_key=UNREADABLE_KEY,
+        write_disposition=dict(INSERT_ONLY),
+        columns=column_hints.named(column_hints.UNREADABLE, UNREADABLE_KEY),
+        create_table_variant=True,
+    )
+    return resource

@@ -111,15 +111,17 @@ def variable(sections: Sequence[str], name: str) -> str:
     return "__".join((*sections, name)).upper()
 
 
-def resolve(spec: Spec, sections: Sequence[str]) -> Spec:
-    """`spec` resolved from dlt's config, with a value of the wrong type named."""
+def resolve(spec: Spec, sections: Sequence[str], check: bool = True) -> Spec:
+    """`spec` resolved from dlt's config, with a value of the wrong type named; validated unless
+    `check` is false (a caller that needs only some of its values validates those)."""
     try:
         resolved = resolve_configuration(spec, sections=tuple(sections))
     except ConfigValueCannotBeCoercedException as error:
         # dlt resolves its own `[runtime]` settings first, whatever spec is asked for.
         owner = sections if error.field_name in spec.get_resolvable_fields() else RUNTIME
         raise _not_coerced(error, owner) from None
-    resolved.check(sections)
+    if check:
+        resolved.check(sections)
     return resolved
 
 

@@ -94,7 +94,8 @@ class Fault(str, Enum):
     HTML_200 = "html_200"
     DROP_CONNECTION = "drop_connection"
     EMPTY_204 = "empty_204"
-    ECHO_HEADERS = "echo_headers"  # a 200 text/plain echo of the request's headers, key included
+    # A 200 text/plain echo of the request line and headers, query and key included.
+    ECHO_HEADERS = "echo_headers"
     ECHO_HEADERS_PROBLEM = "echo_headers_problem"  # an error whose explanation echoes them
     # Delays the request, which is then served as usual.
     LATENCY = "latency"
@@ -366,8 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return 0
-        # As a misconfigured gateway would: every header as received, the key included.
-        echoed = "".join(f"{name}: {value}\n" for name, value in self.headers.items())
+        # As a misconfigured gateway would: the request line and every header as received, the
+        # query (a send's callbackUrl) and the key included.
+        echoed = f"{self.requestline}\n" + "".join(
+            f"{name}: {value}\n" for name, value in self.headers.items()
+        )
         if fault is Fault.RATE_LIMIT:
             retry_after = (("Retry-After", spec.retry_after),)
             answer = sandbox._error(byon, 429, "Rate limit exceeded", retry_after)

@@ -22,6 +22,9 @@ all the same.
 Names sort by the time of the write, but a file may appear after one with a later name (two
 receivers, a slow disk): a loader keeps the set of files it has loaded, not a high-water mark. An
 event may be in more than one file (a sender that retried after an answer it did not get).
+
+`python -m messaging_assets.receiver.landing FOLDER` prints the files and events landed there
+(`make demo` does).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -159,3 +163,20 @@ def read(landing: Path, endpoint: Endpoint) -> Iterator[LandedEvent]:
     """Every landed event of an endpoint, file by file in name order."""
     for path in list_files(landing, endpoint):
         yield from read_file(path)
+
+
+def summary(landing: Path) -> list[str]:
+    """The files and events landed per endpoint, as lines of a table."""
+    lines = [f"{Path(landing)}:", f"  {'endpoint':<24}{'files':>8}{'events':>8}{'unreadable':>12}"]
+    for endpoint in ENDPOINTS:
+        files = list_files(landing, endpoint)
+        events = [event for path in files for event in read_file(path)]
+        unreadable = sum(not event.readable for event in events)
+        lines.append(f"  {endpoint:<24}{len(files):>8}{len(events):>8}{unreadable:>12}")
+    return lines
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m messaging_assets.receiver.landing FOLDER")
+    print("\n".join(summary(Path(sys.argv[1]))))

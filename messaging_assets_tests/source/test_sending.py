@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -23,7 +24,9 @@ from dagster import (
 )
 
 from messaging_assets.definitions import defs
-from messaging_assets.sandbox import Fault, Sandbox
+from messaging_assets.receiver import landing
+from messaging_assets.sandbox import Fault, ReportTiming, Sandbox
+from messaging_assets.sandbox.wait import wait_until_pushed
 from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
@@ -37,6 +40,8 @@ from messaging_assets_tests.conftest import (
     point_at,
     run_config,
 )
+from messaging_assets_tests.receiver.test_receiver import TOKEN as RECEIVER_TOKEN
+from messaging_assets_tests.receiver.test_receiver import Receiver
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 SEND_ENV = {"SOURCES__MESSAGING__SMS__TO": SEND["to"], "SOURCES__MESSAGING__SMS__FROM": "ACME"}
@@ -258,6 +263,31 @@ def test_urllib3_debug_log_shows_the_send_without_the_token(
     (line,) = [r.getMessage() for r in caplog.records if "/messaging/v1/sms?" in r.getMessage()]
     assert "%2F***%2Fdelivery-reports" in line
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.e2e
+def test_a_sends_delivery_reports_land_in_the_receiver(
+    sandbox: Sandbox, run, duckdb_path, tmp_path: Path, monkeypatch
+):
+    receiver = Receiver(tmp_path / "landing", tmp_path / "receiver.log").start()
+    try:
+        monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__TOKEN", RECEIVER_TOKEN)
+        monkeypatch.setenv(
+            "SOURCES__MESSAGING__RECEIVER__PUBLIC_URL", f"http://127.0.0.1:{receiver.port}"
+        )
+        sandbox.report_timing = ReportTiming(accepted_after=0, changed_after=0.1)
+
+        run("sms", config=run_config(sms=SEND))
+        wait_until_pushed(sandbox.url, timeout=30)
+    finally:
+        receiver.stop()
+
+    (sent,) = sandbox.sent
+    reports = [json.loads(e.body)["data"] for e in receiver.events(landing.DELIVERY_REPORTS)]
+    assert [(r["requestId"], r["reference"]) for r in reports] == [
+        (sent["requestId"], sent["reference"])
+    ] * 2
+    assert [r["status"] for r in reports] == ["ACCEPTED", "DELIVERED"]
 
 
 @pytest.mark.e2e

@@ -221,6 +221,19 @@ def test_a_get_callback_or_none_pushes_nothing():
     assert pushes == []
 
 
+def test_a_callback_url_that_is_not_http_is_refused_and_not_billed():
+    with Sandbox() as sandbox:
+        params = {"to": "+4915112345678", "from": "ACME", "callbackUrl": "ftp://example.com/r"}
+        answer = requests.get(
+            sandbox.url + SMS, params=params, headers={"api_key": KEY}, timeout=10
+        )
+        sent = sandbox.sent
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "callbackUrl must be an http or https URL"
+    assert sent == []
+
+
 def test_stopping_the_sandbox_stops_its_pushes_at_once():
     closed = f"http://127.0.0.1:{free_port()}/delivery-reports"
     sandbox = Sandbox(report_timing=FAST, retry=QUICK_RETRIES).start()

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_PORT ?= 8765
+# The receiver of the sandbox's pushes in `demo` and `dev` (and of `make receiver`).
+RECEIVER_PORT ?= 8787
 # The web UI of `make dev`.
 DAGSTER_PORT ?= 3000
 # The Dagster instance of `demo` and `dev` (their DAGSTER_HOME).
@@ -11,6 +13,15 @@ SANDBOX_KEY := sandbox-key
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 # What `demo` and `dev` point the project at: the local sandbox, never a real account.
 SANDBOX_ENV := SOURCES__MESSAGING__BASE_URL=$(SANDBOX_URL) SOURCES__MESSAGING__API_KEY=$(SANDBOX_KEY)
+RECEIVER_URL := http://127.0.0.1:$(RECEIVER_PORT)
+# Where `demo` and `dev` land the delivery reports and inbound messages the sandbox pushes.
+LANDING_DIR := data/landing
+# `demo`'s sends ask for delivery reports: the receiver's URL (the token comes with each demo).
+RECEIVER_ENV := SOURCES__MESSAGING__RECEIVER__PUBLIC_URL=$(RECEIVER_URL) \
+	SOURCES__MESSAGING__RECEIVER__LANDING_URL=$(LANDING_DIR)
+# The sandbox's pushes in `demo`, in seconds: a message moves on within a second, one bound to
+# expire within 5 s, and a refused push is tried again every second.
+DEMO_PUSHES := --accepted-after 0.2 --changed-after 1 --expired-after 5 --retry-every 1
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
 .PHONY: install lock test test-fast test-postgres test-ui lint demo dev sandbox receiver clean bench
@@ -86,24 +97,32 @@ sandbox: install
 # The receiver of the provider's callbacks (delivery reports, inbound messages) on 127.0.0.1;
 # it needs SOURCES__MESSAGING__RECEIVER__TOKEN. `python -m messaging_assets.receiver urls` prints
 # the URLs to register.
-RECEIVER_PORT ?= 8787
 receiver: install
 	$(BIN)/python -m messaging_assets.receiver --port $(RECEIVER_PORT)
 
-# Starts the sandbox, sends 3 sandbox messages, materializes every asset with the real CLI,
-# prints rows per table and stops the sandbox. Run it twice: reference counts stay the same.
+# Starts the sandbox and the receiver of its pushes (with a token made for this demo), sends 3
+# sandbox messages that ask for delivery reports, materializes every asset with the real CLI, has
+# the sandbox push 3 inbound messages, waits until the receiver has taken every push, prints rows
+# per table and what landed, and stops both. Run it twice: reference counts stay the same.
 # The Dagster instance of `demo` and `dev`: instance/dagster.yaml (DuckDB writer pool, run
 # monitoring, freshness), so demo runs show up in `make dev`'s run history.
 $(DAGSTER_HOME_DIR)/dagster.yaml: instance/dagster.yaml
 	@mkdir -p $(@D) && cp instance/dagster.yaml $@
 
-# It starts nothing unless its settings files parse and SANDBOX_PORT is free: it would otherwise
-# load from another sandbox listening there (`make dev`'s).
+# It starts nothing unless its settings files parse and SANDBOX_PORT and RECEIVER_PORT are free:
+# it would otherwise load from another sandbox listening there (`make dev`'s).
 demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
-	@$(BIN)/python -m messaging_assets.dev.preflight --sandbox-port $(SANDBOX_PORT)
-	@: > .demo.log; $(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) \
+	@$(BIN)/python -m messaging_assets.dev.preflight --sandbox-port $(SANDBOX_PORT) \
+		--receiver-port $(RECEIVER_PORT)
+	@: > .demo.log; \
+	export $(RECEIVER_ENV) \
+		SOURCES__MESSAGING__RECEIVER__TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))'); \
+	$(BIN)/python -m messaging_assets.receiver --port $(RECEIVER_PORT) \
+		> .receiver.log 2>&1 & echo $$! > .receiver.pid; \
+	$(BIN)/python -m messaging_assets.sandbox --port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY) $(DEMO_PUSHES) \
+		--inbound-url $(RECEIVER_URL)/$$SOURCES__MESSAGING__RECEIVER__TOKEN/inbound-messages \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
-	trap 'kill $$(cat .sandbox.pid) 2>/dev/null; rm -f .sandbox.pid' EXIT; \
+	trap 'kill $$(cat .sandbox.pid) $$(cat .receiver.pid) 2>/dev/null; rm -f .sandbox.pid .receiver.pid' EXIT; \
 	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) && \
 	for n in 1 2 3; do \
 		$(SANDBOX_ENV) SOURCES__MESSAGING__SMS__TO=+4915112345678 SOURCES__MESSAGING__SMS__FROM=DEMO \
@@ -111,16 +130,22 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 		$(MATERIALIZE) --select 'messaging/sms' 2>> .demo.log || exit 1; \
 	done && \
 	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
-	$(BIN)/python -m messaging_assets.report
+	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) --inbound 3 --pushed && \
+	$(BIN)/python -m messaging_assets.report && \
+	$(BIN)/python -m messaging_assets.receiver.landing $(LANDING_DIR)
 
-# The sandbox and `dagster dev` (web UI on http://127.0.0.1:$(DAGSTER_PORT)) together; Ctrl-C, or
-# SIGTERM to make, stops both within seconds (messaging_assets/dev/supervisor.py). `exec`: make passes its
-# SIGTERM to its child, which then is the one process that stops them. It starts nothing while a
-# port is taken or another `make dev` runs on DAGSTER_HOME_DIR, and says which setting to change.
+# The sandbox, the receiver of its pushes (landing in LANDING_DIR) and `dagster dev` (web UI on
+# http://127.0.0.1:$(DAGSTER_PORT)) together, sends asking for delivery reports; Ctrl-C, or
+# SIGTERM to make, stops all three within seconds (messaging_assets/dev/supervisor.py). `exec`:
+# make passes its SIGTERM to its child, which then is the one process that stops them. It starts
+# nothing while a port is taken or another `make dev` runs on DAGSTER_HOME_DIR, and says which
+# setting to change.
 dev: export DAGSTER_HOME := $(DAGSTER_HOME_DIR)
 dev: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@exec $(BIN)/python -m messaging_assets.dev --port $(DAGSTER_PORT) \
-		--sandbox-port $(SANDBOX_PORT) --api-key $(SANDBOX_KEY)
+		--sandbox-port $(SANDBOX_PORT) --receiver-port $(RECEIVER_PORT) --landing $(LANDING_DIR) \
+		--api-key $(SANDBOX_KEY)
 
 clean:
-	rm -rf $(VENV) .uv *.egg-info data/*.duckdb data/pipelines .dagster_home .sandbox.pid .sandbox.log .demo.log
+	rm -rf $(VENV) .uv *.egg-info data/*.duckdb data/pipelines .dagster_home .sandbox.pid .sandbox.log \
+		.receiver.pid .receiver.log .demo.log

@@ -9,7 +9,13 @@ and each message's `checked_at` move on. Two references run on the same day: ask
 pending message at every tick (what a status run did before it looked up only the due ones), and
 the ideal, one look-up per message right after it became final.
 
-    python -m bench.day [--sends 10000] [--seed 7]
+The same day with delivery reports pushed (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set): every
+status change is reported as it happens (a buffered message is BUFFERED within a minute), 1% of
+reports never arrive, and a report is in the warehouse by the next tick; the plan then only
+reconciles. It counts look-ups per message and the lost final reports that reconciliation caught,
+and how long after the final state it caught them.
+
+    python -m bench.day [--sends 10000] [--seed 7] [--lost-share 0.01]
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from messaging_assets.settings import AutomationSettings
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
 TICK = timedelta(seconds=30)  # pending_status_sensor's minimum interval
 DAY = timedelta(days=1)
+# The share of delivery reports that never arrive, in the day with reports pushed.
+LOST_SHARE = 0.01
+ACCEPTED, BUFFERED, FINAL = "ACCEPTED", "BUFFERED", "FINAL"
 
 
 @dataclass
@@ -41,6 +50,14 @@ class Message:
     checked: datetime | None = None
     known_final: bool = False
     look_ups: int = 0
+    # The day with reports pushed: when it turns BUFFERED (if it does), and its stored status.
+    buffered: datetime | None = None
+    stored: str = ACCEPTED
+
+    def status_at(self, moment: datetime) -> str:
+        if moment >= self.final:
+            return FINAL
+        return BUFFERED if self.buffered and moment >= self.buffered else ACCEPTED
 
 
 def status_model(sends: int, seed: int, validity: timedelta) -> list[Message]:
@@ -71,7 +88,9 @@ def _summary(per_message: Sequence[int], per_hour: Counter[int]) -> dict[str, An
     }
 
 
-def simulate(sends: int, seed: int, settings: AutomationSettings) -> dict[str, Any]:
+def simulate(
+    sends: int, seed: int, settings: AutomationSettings, lost_share: float = LOST_SHARE
+) -> dict[str, Any]:
     validity = timedelta(hours=settings.validity_hours)
     planned = status_model(sends, seed, validity)
     every = status_model(sends, seed, validity)
@@ -89,10 +108,11 @@ def simulate(sends: int, seed: int, settings: AutomationSettings) -> dict[str, A
         hour = int((now - START) / timedelta(hours=1))
         # The project: the sensor's plan, then a run that looks up exactly its due messages.
         plan = plan_status_checks(
-            [PendingMessage(m.request_id, "BUFFERED", m.sent, m.checked) for m in pending.values()],
+            [PendingMessage(m.request_id, BUFFERED, m.sent, m.checked) for m in pending.values()],
             now,
             settings,
             requested,
+            reports_pushed=False,
         )
         for request_id in plan.due:
             message = pending[request_id]
@@ -128,7 +148,97 @@ def simulate(sends: int, seed: int, settings: AutomationSettings) -> dict[str, A
         results["every_tick"]["calls"] / results["plan"]["calls"]
     )
     results["calls_over_ideal"] = results["plan"]["calls"] / results["ideal"]["calls"]
+    results["pushed"] = simulate_pushed(sends, seed, settings, lost_share)
     return results
+
+
+Report = tuple[datetime, str, Message]
+
+
+def reports(
+    messages: Sequence[Message], seed: int, lost_share: float
+) -> tuple[list[Report], set[str]]:
+    """Each message's reports that arrive, as (when, status, message) in time order, and the
+    messages whose final report is lost. Messages final within a minute go from ACCEPTED straight
+    to their final state; the others are BUFFERED within a minute of their send."""
+    rng = random.Random(f"{seed}:reports")
+    arriving: list[Report] = []
+    final_lost: set[str] = set()
+    for message in messages:
+        if message.final - message.sent > timedelta(minutes=1):
+            message.buffered = message.sent + timedelta(seconds=rng.uniform(2, 60))
+        for at, status in ((message.sent, ACCEPTED), (message.buffered, BUFFERED)):
+            if at is not None and rng.random() >= lost_share:
+                arriving.append((at, status, message))
+        if rng.random() >= lost_share:
+            arriving.append((message.final, FINAL, message))
+        else:
+            final_lost.add(message.request_id)
+    arriving.sort(key=lambda report: report[0])
+    return arriving, final_lost
+
+
+def simulate_pushed(
+    sends: int, seed: int, settings: AutomationSettings, lost_share: float
+) -> dict[str, Any]:
+    """The same day with delivery reports pushed: the plan reconciles what reports did not say."""
+    messages = status_model(sends, seed, timedelta(hours=settings.validity_hours))
+    arriving, final_lost = reports(messages, seed, lost_share)
+    requested: dict[str, datetime] = {}
+    calls = Counter[int]()
+    pending: dict[str, Message] = {}
+    caught: list[timedelta] = []  # how long after its final state a lost final report was caught
+    end = START + DAY + settings.give_up_after + TICK
+    now, sent, reported = START, 0, 0
+    while now <= end:
+        while sent < sends and messages[sent].sent <= now:
+            pending[messages[sent].request_id] = messages[sent]
+            sent += 1
+        # Reports that arrived since the last tick are in the warehouse.
+        while reported < len(arriving) and arriving[reported][0] <= now:
+            _, status, message = arriving[reported]
+            reported += 1
+            if status == FINAL:
+                message.known_final = True
+                pending.pop(message.request_id, None)
+                requested.pop(message.request_id, None)
+            elif status == BUFFERED and message.stored == ACCEPTED:
+                message.stored = BUFFERED
+        plan = plan_status_checks(
+            [PendingMessage(m.request_id, m.stored, m.sent, m.checked) for m in pending.values()],
+            now,
+            settings,
+            requested,
+            reports_pushed=True,
+        )
+        for request_id in plan.due:
+            message = pending[request_id]
+            requested[request_id] = message.checked = now
+            message.look_ups += 1
+            status = message.status_at(now)
+            if status == FINAL:
+                message.known_final = True
+                caught.append(now - message.final)
+                del pending[request_id]
+                requested.pop(request_id)
+            else:
+                message.stored = status
+        calls[int((now - START) / timedelta(hours=1))] += len(plan.due)
+        now += TICK
+    minutes = sorted(delay / timedelta(minutes=1) for delay in caught)
+    sent_reports = 2 * sends + sum(m.buffered is not None for m in messages)
+    return {
+        "lost_share": lost_share,
+        "reports": sent_reports,
+        "lost": sent_reports - len(arriving),
+        **_summary([m.look_ups for m in messages], calls),
+        "final_reports_lost": len(final_lost),
+        "caught": len(caught),
+        "caught_within_an_hour": sum(m <= 60 for m in minutes),
+        "caught_after_minutes_median": statistics.median(minutes) if minutes else None,
+        "caught_after_minutes_max": minutes[-1] if minutes else None,
+        "never_final": sum(not m.known_final for m in messages),
+    }
 
 
 def table(day: dict[str, Any]) -> list[str]:
@@ -155,15 +265,42 @@ def table(day: dict[str, Any]) -> list[str]:
         f"The plan makes {day['fewer_calls_than_every_tick']:.0f}x fewer calls than asking about "
         f"every pending message, and {day['calls_over_ideal']:.1f}x the ideal.",
     ]
-    return lines
+    return lines + pushed_table(day["pushed"])
+
+
+def pushed_table(pushed: dict[str, Any]) -> list[str]:
+    # Lost final reports of messages that were BUFFERED are caught once their validity ends.
+    caught = (
+        f"{pushed['caught_within_an_hour']:,} within an hour of the final state; median "
+        f"{pushed['caught_after_minutes_median']:.0f} min, max "
+        f"{pushed['caught_after_minutes_max'] / 60:.1f} h"
+        if pushed["caught"]
+        else "none to catch"
+    )
+    return [
+        "",
+        f"The same day with delivery reports pushed, {pushed['lost_share']:.0%} of them lost "
+        f"({pushed['lost']:,} of {pushed['reports']:,}):",
+        "",
+        "| strategy | API calls | look-ups per message (mean / p95) | busiest hour |",
+        "| --- | ---: | ---: | ---: |",
+        f"| the plan, reconciling overdue reports | {pushed['calls']:,} | "
+        f"{pushed['mean_per_message']:.3f} / {pushed['p95_per_message']} | "
+        f"{pushed['busiest_hour_calls']:,} |",
+        "",
+        f"Lost final reports: {pushed['final_reports_lost']:,}, caught by a look-up: "
+        f"{pushed['caught']:,} ({caught}); messages never known final: "
+        f"{pushed['never_final']:,}.",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.day")
     parser.add_argument("--sends", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lost-share", type=float, default=LOST_SHARE)
     args = parser.parse_args(argv)
-    day = simulate(args.sends, args.seed, AutomationSettings())
+    day = simulate(args.sends, args.seed, AutomationSettings(), args.lost_share)
     print("\n".join(table(day)))
     print(json.dumps(day), file=sys.stderr)
     return 0

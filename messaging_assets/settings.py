@@ -111,15 +111,17 @@ def variable(sections: Sequence[str], name: str) -> str:
     return "__".join((*sections, name)).upper()
 
 
-def resolve(spec: Spec, sections: Sequence[str]) -> Spec:
-    """`spec` resolved from dlt's config, with a value of the wrong type named."""
+def resolve(spec: Spec, sections: Sequence[str], check: bool = True) -> Spec:
+    """`spec` resolved from dlt's config, with a value of the wrong type named; validated unless
+    `check` is false (a caller that needs only some of its values validates those)."""
     try:
         resolved = resolve_configuration(spec, sections=tuple(sections))
     except ConfigValueCannotBeCoercedException as error:
         # dlt resolves its own `[runtime]` settings first, whatever spec is asked for.
         owner = sections if error.field_name in spec.get_resolvable_fields() else RUNTIME
         raise _not_coerced(error, owner) from None
-    resolved.check(sections)
+    if check:
+        resolved.check(sections)
     return resolved
 
 
@@ -187,6 +189,12 @@ class AutomationSettings(Checked):
     recheck_share_of_age: float = 0.25
     recheck_min_seconds: float = 60
     recheck_max_seconds: float = 21600
+    # With delivery reports pushed (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set), a pending
+    # message is looked up only once its report is this late. The provider reports each change
+    # as it happens and most messages are final within a minute or two: 15 minutes is several
+    # times that, outlasts a receiver restart (the provider retries every 10 s), and leaves a
+    # lost report's look-up inside the messages' 30-minute freshness window.
+    report_overdue_minutes: float = 15
     # A full list that would retire more than this share of the current rows is refused.
     row_drop_share: float = 0.25
     # Pushed data (delivery reports, inbound messages): the landed-files sensor loads new files
@@ -237,6 +245,20 @@ class AutomationSettings(Checked):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 broken.append((name, "expected a number of 0 or more"))
+        # A buffered message's lost report is looked for once its validity ends: that must come
+        # before the margin ends and its status is no longer asked about at all.
+        if not (
+            _positive(self.report_overdue_minutes)
+            and self.report_overdue_minutes < self.validity_margin_hours * 60
+        ):
+            broken.append(
+                (
+                    "report_overdue_minutes",
+                    "expected a number above 0 and below "
+                    f"{variable(self.SECTIONS, 'validity_margin_hours')} in minutes "
+                    f"({self.validity_margin_hours * 60:g})",
+                )
+            )
         for name in ("recheck_share_of_age", "row_drop_share"):
             if not _share(getattr(self, name)):
                 broken.append((name, "expected a share between 0 and 1, e.g. 0.25 for 25%"))
@@ -289,6 +311,14 @@ class AutomationSettings(Checked):
     @property
     def recheck_max(self) -> timedelta:
         return timedelta(seconds=self.recheck_max_seconds)
+
+    @property
+    def validity(self) -> timedelta:
+        return timedelta(hours=self.validity_hours)
+
+    @property
+    def report_overdue(self) -> timedelta:
+        return timedelta(minutes=self.report_overdue_minutes)
 
     @property
     def give_up_after(self) -> timedelta:

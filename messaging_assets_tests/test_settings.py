@@ -52,6 +52,8 @@ def validate_definitions(env: dict[str, str]) -> subprocess.CompletedProcess:
         ("REFERENCE_WARN_HOURS", "-1", "REFERENCE_WARN_HOURS=-1.0: expected a number above 0"),
         ("STATUS_FAIL_MINUTES", "10", "STATUS_FAIL_MINUTES=10.0: expected a number no smaller"),
         ("SUMMARY_FAIL_HOURS", "1", "SUMMARY_FAIL_HOURS=1.0: expected a number no smaller"),
+        ("REPORT_OVERDUE_MINUTES", "0", "REPORT_OVERDUE_MINUTES=0.0: expected a number above 0"),
+        ("REPORT_OVERDUE_MINUTES", "120", "REPORT_OVERDUE_MINUTES=120.0: expected a number above"),
     ],
 )
 def test_automation_setting_out_of_bounds_is_named_with_its_value(monkeypatch, name, value, said):

@@ -2,6 +2,10 @@
 
 Pure functions of (stored messages, now), so that the sensor's timing is testable without waiting.
 A message is pending until its status is final or the provider no longer knows it (404).
+
+With delivery reports pushed (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set, read when the code
+location loads), look-ups only reconcile: a pending message is looked up once its next report is
+overdue (`report_overdue_at`), then backs off as without reports.
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from messaging_assets.receiver.settings import reports_pushed
 from messaging_assets.registry import FINAL_STATUSES
 from messaging_assets.settings import AutomationSettings
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection
+
+# Whether sends ask for delivery reports, read when the code location loads, as the automation
+# settings are (restart `dagster dev` after a change).
+REPORTS_PUSHED: bool = reports_pushed()
+BUFFERED = "BUFFERED"
 
 
 @dataclass(frozen=True)
@@ -61,15 +71,33 @@ def recheck_interval(age: timedelta, settings: AutomationSettings) -> timedelta:
     return min(max(interval, settings.recheck_min), settings.recheck_max)
 
 
+def report_overdue_at(message: PendingMessage, settings: AutomationSettings) -> datetime | None:
+    """When the message's next delivery report is overdue; None when its send time is unknown.
+
+    The provider reports each status change as it happens. A message still ACCEPTED reports its
+    first change (BUFFERED or final) within a minute or two: overdue `report_overdue` after the
+    send. A BUFFERED one is in retry, and its final report may come at any moment until the
+    provider expires it at the end of its validity: overdue `report_overdue` after that.
+    """
+    if message.submitted_at is None:
+        return None
+    wait = settings.report_overdue
+    if message.status == BUFFERED:
+        wait += settings.validity
+    return message.submitted_at + wait
+
+
 def plan_status_checks(
     pending: Sequence[PendingMessage],
     now: datetime,
     settings: AutomationSettings,
     requested: Mapping[str, datetime] | None = None,
+    reports_pushed: bool = REPORTS_PUSHED,
 ) -> StatusPlan:
     """Which pending messages are due at `now`. `requested` holds when a look-up was last
     requested per message (the sensor's cursor), so a run that failed does not bring the message
-    back before its interval is up."""
+    back before its interval is up. With `reports_pushed`, a message waits until its report is
+    overdue; look-ups before that moment do not count towards its back-off."""
     requested = requested or {}
     plan = StatusPlan()
     for message in pending:
@@ -78,6 +106,12 @@ def plan_status_checks(
             plan.given_up.append(message.request_id)
             continue
         seen = [t for t in (message.checked_at, requested.get(message.request_id)) if t]
+        overdue_at = report_overdue_at(message, settings) if reports_pushed else None
+        if overdue_at is not None:
+            if now < overdue_at:
+                plan.waiting.append((overdue_at, message.request_id))
+                continue
+            seen = [t for t in seen if t >= overdue_at]
         if not seen:
             plan.due.append(message.request_id)
             continue

@@ -2,7 +2,8 @@
 one line that names what to change: the settings files parse, their ports are free, and (`make
 dev`) no other `make dev` runs on their Dagster home.
 
-``python -m messaging_assets.dev.preflight --sandbox-port 8765`` is `make demo`'s first step;
+``python -m messaging_assets.dev.preflight --sandbox-port 8765 --receiver-port 8787`` is `make
+demo`'s first step;
 messaging_assets.dev runs the same checks and holds its Dagster home for as long as it runs.
 
 Another `make dev` is told by a lock file in the Dagster home, `make-dev.lock`, which a running
@@ -87,13 +88,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--sandbox-port", type=int, default=8765)
+    parser.add_argument("--receiver-port", type=int, default=8787)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        check_before_start(args.host, {"SANDBOX_PORT": args.sandbox_port})
+        check_before_start(
+            args.host, {"SANDBOX_PORT": args.sandbox_port, "RECEIVER_PORT": args.receiver_port}
+        )
     except Refused as refused:
         print(refused, file=sys.stderr)
         return 1

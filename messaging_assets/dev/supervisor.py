@@ -1,14 +1,21 @@
-"""`make dev`: the sandbox and `dagster dev` pointed at it, stopped together within seconds.
+"""`make dev`: the sandbox, the receiver of its pushes and `dagster dev` pointed at both, stopped
+together within seconds.
 
-``python -m messaging_assets.dev --port 3000 --sandbox-port 8765 --api-key sandbox-key``
+``python -m messaging_assets.dev --port 3000 --sandbox-port 8765 --receiver-port 8787
+--api-key sandbox-key``
+
+The receiver gets a token made for this run, and `dagster dev` the receiver's URL with it
+(SOURCES__MESSAGING__RECEIVER__PUBLIC_URL and TOKEN): every send asks the sandbox for its delivery
+reports, which it pushes to the receiver as the messages move on, and inbound messages pushed on
+request (POST /_sandbox/inbound-messages) go there too; both land under `--landing`.
 
 Each child runs in a process group of its own, so a signal reaches it only through this process,
 and this process can signal everything the child started at once: `dagster dev` starts a
 webserver, a daemon and code servers (which start run workers). Ctrl-C, SIGTERM (what make passes
-on to its recipe) and SIGHUP all stop both children: `dagster dev` gets the SIGINT a terminal
+on to its recipe) and SIGHUP all stop every child: `dagster dev` gets the SIGINT a terminal
 would send to all its processes; what still runs after GRACE_SECONDS is killed.
 
-Nothing starts unless everything can (`preflight.py`): the settings files parse, both ports are
+Nothing starts unless everything can (`preflight.py`): the settings files parse, every port is
 free, and no other `make dev` runs on the same DAGSTER_HOME, whose lock this process
 then holds until it ends. Otherwise one line on stderr says why and which Make setting to change.
 """
@@ -19,6 +26,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +38,8 @@ from pathlib import Path
 from types import FrameType
 
 from messaging_assets.dev.preflight import Refused, check_before_start, hold_dagster_home
+from messaging_assets.receiver.settings import INBOUND_MESSAGES_PATH
+from messaging_assets.sandbox.server import INBOUND_PATH
 
 # `dagster dev` stops in 2 to 5 s when idle; on its own it would wait up to 60 s for its webserver
 # and daemon, and the daemon up to 30 s for each of its threads.
@@ -41,11 +51,14 @@ PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m messaging_assets.dev",
-        description="Run the sandbox and `dagster dev` against it until Ctrl-C or SIGTERM.",
+        description="Run the sandbox, the receiver and `dagster dev` against them until Ctrl-C or "
+        "SIGTERM.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="where both listen")
+    parser.add_argument("--host", default="127.0.0.1", help="where all three listen")
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port")
     parser.add_argument("--sandbox-port", type=int, default=8765)
+    parser.add_argument("--receiver-port", type=int, default=8787)
+    parser.add_argument("--landing", default="data/landing", help="where the receiver lands")
     parser.add_argument("--api-key", default="sandbox-key", help="the sandbox's key")
     return parser.parse_args(argv)
 
@@ -148,7 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if home := os.environ.get("DAGSTER_HOME"):
                 held.enter_context(hold_dagster_home(Path(home)))
             check_before_start(
-                args.host, {"DAGSTER_PORT": args.port, "SANDBOX_PORT": args.sandbox_port}
+                args.host,
+                {
+                    "DAGSTER_PORT": args.port,
+                    "SANDBOX_PORT": args.sandbox_port,
+                    "RECEIVER_PORT": args.receiver_port,
+                },
             )
         except Refused as refused:
             print(refused, file=sys.stderr)
@@ -157,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start both children and supervise them until a stop signal, or until either exits."""
+    """Start the children and supervise them until a stop signal, or until one exits."""
     stop_requested = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -168,19 +186,41 @@ def run(args: argparse.Namespace) -> int:
     become_subreaper()
 
     sandbox_url = f"http://{args.host}:{args.sandbox_port}"
+    receiver_url = f"http://{args.host}:{args.receiver_port}"
+    # Made for this run: the sandbox is the only one that posts to the receiver.
+    token = secrets.token_urlsafe(32)
+    receiving = {
+        "SOURCES__MESSAGING__RECEIVER__TOKEN": token,
+        "SOURCES__MESSAGING__RECEIVER__LANDING_URL": args.landing,
+    }
+    receiver = start(
+        [sys.executable, "-m", "messaging_assets.receiver", "--host", args.host,
+         "--port", str(args.receiver_port)],
+        env={**os.environ, **receiving},
+    )  # fmt: skip
     sandbox = start(
         [sys.executable, "-m", "messaging_assets.sandbox", "--host", args.host,
-         "--port", str(args.sandbox_port), "--api-key", args.api_key]
+         "--port", str(args.sandbox_port), "--api-key", args.api_key,
+         "--inbound-url", f"{receiver_url}/{token}/{INBOUND_MESSAGES_PATH}"]
     )  # fmt: skip
     dagster = start(
         [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)],
         env={
             **os.environ,
+            **receiving,
             "SOURCES__MESSAGING__BASE_URL": sandbox_url,
             "SOURCES__MESSAGING__API_KEY": args.api_key,
+            "SOURCES__MESSAGING__RECEIVER__PUBLIC_URL": receiver_url,
         },
     )
-    children = {"sandbox": sandbox, "dagster dev": dagster}
+    print(
+        f"Sends ask the sandbox for delivery reports, pushed to the receiver on {receiver_url} "
+        f"(landing in {args.landing}); inbound messages: curl -X POST "
+        f"{sandbox_url}{INBOUND_PATH}?count=3",
+        file=sys.stderr,
+        flush=True,
+    )
+    children = {"sandbox": sandbox, "receiver": receiver, "dagster dev": dagster}
     exited: dict[str, int] = {}
     try:
         # A timed wait lets the main thread run the signal handler promptly.
@@ -189,8 +229,8 @@ def run(args: argparse.Namespace) -> int:
             if exited:
                 break
     finally:
-        print("Stopping dagster dev and the sandbox...", file=sys.stderr, flush=True)
-        stop({dagster: signal.SIGINT, sandbox: signal.SIGTERM})
+        print("Stopping dagster dev, the sandbox and the receiver...", file=sys.stderr, flush=True)
+        stop({dagster: signal.SIGINT, sandbox: signal.SIGTERM, receiver: signal.SIGTERM})
     for name, code in exited.items():
         print(f"{name} exited by itself (code {code})", file=sys.stderr)
     return 1 if exited else 0

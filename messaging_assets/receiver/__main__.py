@@ -37,8 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def urls(settings: ReceiverSettings) -> list[str]:
     """The two URLs to register, one line each, saying which is which."""
-    base = settings.base_url()
-    return [f"{path.replace('-', ' ')}: {base}/{settings.token}/{path}" for path in PATHS]
+    return [f"{path.replace('-', ' ')}: {settings.url(path)}" for path in PATHS]
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -37,15 +37,19 @@ from messaging_assets.receiver.landing import (
     Endpoint,
     event_line,
 )
-from messaging_assets.receiver.settings import ReceiverSettings
+from messaging_assets.receiver.settings import (
+    DELIVERY_REPORTS_PATH,
+    INBOUND_MESSAGES_PATH,
+    ReceiverSettings,
+)
 from messaging_assets.receiver.storage import Storage
 
 logger = logging.getLogger("messaging_assets.receiver")
 
 # The URL path segment of each endpoint.
 PATHS: dict[str, Endpoint] = {
-    "delivery-reports": DELIVERY_REPORTS,
-    "inbound-messages": INBOUND_MESSAGES,
+    DELIVERY_REPORTS_PATH: DELIVERY_REPORTS,
+    INBOUND_MESSAGES_PATH: INBOUND_MESSAGES,
 }
 # A refused request's connection is closed after the answer: whatever else it still sends is
 # then never read, however long it is.

@@ -24,6 +24,9 @@ receivers, a slow disk), and a file keeps the modification time of its write, no
 a loader keeps the set of files it has loaded, or a high-water mark of modification times that
 reaches back further than the longest write (the loader's lag). An event may be in more than one
 file (a sender that retried after an answer it did not get).
+
+`python -m messaging_assets.receiver.landing FOLDER` prints the files and events landed there
+(`make demo` does).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -166,3 +170,20 @@ def read(landing: Path, endpoint: Endpoint) -> Iterator[LandedEvent]:
     """Every landed event of an endpoint, file by file in name order."""
     for path in list_files(landing, endpoint):
         yield from read_file(path)
+
+
+def summary(landing: Path) -> list[str]:
+    """The files and events landed per endpoint, as lines of a table."""
+    lines = [f"{Path(landing)}:", f"  {'endpoint':<24}{'files':>8}{'events':>8}{'unreadable':>12}"]
+    for endpoint in ENDPOINTS:
+        files = list_files(landing, endpoint)
+        events = [event for path in files for event in read_file(path)]
+        unreadable = sum(not event.readable for event in events)
+        lines.append(f"  {endpoint:<24}{len(files):>8}{len(events):>8}{unreadable:>12}")
+    return lines
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m messaging_assets.receiver.landing FOLDER")
+    print("\n".join(summary(Path(sys.argv[1]))))

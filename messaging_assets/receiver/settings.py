@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+import dlt
 from dlt.common.configuration import configspec
 from dlt.common.configuration.exceptions import ValueNotSecretException
 from dlt.common.typing import TSecretStrValue
@@ -26,6 +28,11 @@ MIN_TOKEN_LENGTH = 32
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# The URL path segment of each endpoint, after the token.
+DELIVERY_REPORTS_PATH = "delivery-reports"
+INBOUND_MESSAGES_PATH = "inbound-messages"
+# Plain http carries the token in clear text: only where it never leaves the machine.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @configspec
@@ -35,7 +42,9 @@ class ReceiverSettings(Checked):
     # The secret in the URLs; a second one is accepted too while the provider moves to a new one.
     token: TSecretStrValue | None = None
     previous_token: TSecretStrValue | None = None
-    # The base URL the provider reaches (e.g. a TLS proxy in front of the receiver): `urls` only.
+    # The base URL the provider reaches (e.g. a TLS proxy in front of the receiver). Set, every
+    # send asks the provider to post its delivery reports there, and status look-ups only
+    # reconcile (messaging_assets.defs.status_plan).
     public_url: str | None = None
     # Where landed files go: a local folder, relative to where the receiver runs.
     landing_url: str = "data/landing"
@@ -53,6 +62,11 @@ class ReceiverSettings(Checked):
     SECTIONS: ClassVar[tuple[str, ...]] = ("sources", SOURCE, "receiver")
 
     def check(self, sections: Sequence[str]) -> None:
+        self.check_tokens(sections)
+        super().check(sections)
+
+    def check_tokens(self, sections: Sequence[str]) -> None:
+        """The token is set and fit for a URL; neither token is ever shown."""
         for name in ("token", "previous_token"):
             value = getattr(self, name)
             if value is not None:
@@ -77,7 +91,6 @@ class ReceiverSettings(Checked):
                     f"{variable(sections, name)}: expected only letters, digits and - . _ ~ "
                     "(it goes into a URL; not shown here)."
                 )
-        super().check(sections)
 
     def rules(self) -> list[tuple[str, str]]:
         broken = []
@@ -106,29 +119,77 @@ class ReceiverSettings(Checked):
         return Path(self.landing_url.removeprefix("file://"))
 
     def base_url(self) -> str:
-        """The public base URL, checked (`urls` needs it; serving does not)."""
+        """The public base URL, checked (`urls` and the sends need it; serving does not)."""
         name = variable(self.SECTIONS, "public_url")
-        if not self.public_url:
+        public_url = (self.public_url or "").strip()
+        if not public_url:
             raise SettingError(
                 f"{name} is not set: the base URL the provider reaches the receiver at, e.g. "
                 "https://hooks.example.com (a TLS proxy in front of the receiver)."
             )
-        address = urlsplit(self.public_url)
-        if address.scheme != "https" or not address.netloc or address.query or address.fragment:
+        address = urlsplit(public_url)
+        scheme = address.scheme.lower()
+        try:
+            loopback = address.hostname in LOOPBACK_HOSTS
+        except ValueError:  # a malformed [...] host
+            loopback = False
+        if (
+            not (scheme == "https" or (scheme == "http" and loopback))
+            or not address.hostname
+            or address.query
+            or address.fragment
+        ):
             raise SettingError(
                 f"{name}={self.public_url!r}: expected an https address without query, e.g. "
                 "https://hooks.example.com/messaging (the token travels in the URL: plain http "
-                "would show it to the network)."
+                "would show it to the network; it is accepted only for a loopback host, "
+                f"{', '.join(LOOPBACK_HOSTS)})."
             )
-        return self.public_url.rstrip("/")
+        return public_url.rstrip("/")
+
+    def url(self, path: str) -> str:
+        """An endpoint's public URL, the token in it: a secret, never to be shown."""
+        return f"{self.base_url()}/{self.token}/{path}"
 
 
 def receiver_settings() -> ReceiverSettings:
+    """The receiver's settings, all of them checked, as the receiver itself needs them."""
+    return _resolved(check=True)
+
+
+def _resolved(check: bool) -> ReceiverSettings:
     try:
-        return resolve(ReceiverSettings(), ReceiverSettings.SECTIONS)
+        return resolve(ReceiverSettings(), ReceiverSettings.SECTIONS, check=check)
     except ValueNotSecretException as error:
         name = error.key.rsplit(".", 1)[-1]
         raise SettingError(
             f"{variable(ReceiverSettings.SECTIONS, name)}: found in {error.provider_name}, which "
             "dlt does not read secrets from: move it to .dlt/secrets.toml or the environment."
         ) from None
+
+
+def reports_pushed() -> bool:
+    """Whether sends ask the provider to push their delivery reports: PUBLIC_URL is set. Reads no
+    secret, so that what only plans look-ups (the code location) needs no token."""
+    public_url = dlt.config.get(".".join((*ReceiverSettings.SECTIONS, "public_url")))
+    return bool(str(public_url or "").strip())
+
+
+@dataclass(frozen=True)
+class ReportCallback:
+    """Where a send asks the provider to post its delivery reports. The URL holds the token:
+    `repr` shows neither, and `token` is there to be redacted wherever text may show it."""
+
+    url: str = field(repr=False)
+    token: str = field(repr=False)
+
+
+def report_callback() -> ReportCallback | None:
+    """The delivery-report URL a send carries, from PUBLIC_URL and the token, both checked as the
+    receiver checks them; None while PUBLIC_URL is not set (sends carry no callback)."""
+    if not reports_pushed():
+        return None
+    settings = _resolved(check=False)
+    settings.check_tokens(settings.SECTIONS)
+    assert settings.token is not None  # check_tokens refuses a missing one
+    return ReportCallback(settings.url(DELIVERY_REPORTS_PATH), settings.token)

@@ -10,8 +10,13 @@ with Sandbox(shape="provider") as sandbox:  # the provider's published contract
         params={"page": 0, "size": 3000},
         headers={"apikey": "sandbox-key"},
     )
+
+with Sandbox(inbound_url=receiver_url) as sandbox:  # pushes, as the provider does
+    # a send with callbackUrl=... has its delivery reports posted there as it moves on
+    sandbox.push_inbound(3)
 """
 
+from .pushes import PushAttempt, ReportTiming, RetrySchedule
 from .server import (
     HOSTILE_REQUEST_ID,
     OMIT,
@@ -29,7 +34,10 @@ __all__ = [
     "PAGE_SIZE_LIMIT",
     "SHAPES",
     "Fault",
+    "PushAttempt",
     "RecordedRequest",
+    "ReportTiming",
+    "RetrySchedule",
     "Sandbox",
     "serve_until_signalled",
 ]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .pushes import PROVIDER_RETRIES, REPORT_TIMING, ReportTiming, RetrySchedule
 from .server import SHAPES, Sandbox, serve_until_signalled
 
 
@@ -43,6 +44,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the phone book always answers its first page (shape provider)",
     )
+    pushes = parser.add_argument_group(
+        "pushes", "what the sandbox posts, as the provider does (seconds unless said otherwise)"
+    )
+    pushes.add_argument(
+        "--inbound-url",
+        help="where inbound messages are pushed (POST /_sandbox/inbound-messages?count=N)",
+    )
+    pushes.add_argument(
+        "--accepted-after",
+        type=float,
+        default=REPORT_TIMING.accepted_after,
+        help="a send with a callbackUrl: its ACCEPTED report this long after the send",
+    )
+    pushes.add_argument(
+        "--changed-after",
+        type=float,
+        default=REPORT_TIMING.changed_after,
+        help="then its next state (BUFFERED or final) this long after that",
+    )
+    pushes.add_argument(
+        "--expired-after",
+        type=float,
+        default=REPORT_TIMING.expired_after,
+        help="and a BUFFERED message's EXPIRED state this long after that (48 h)",
+    )
+    pushes.add_argument("--retry-every", type=float, default=PROVIDER_RETRIES.every)
+    pushes.add_argument(
+        "--retry-pause-after",
+        type=int,
+        default=PROVIDER_RETRIES.pause_after,
+        help="failures in a row before a pause",
+    )
+    pushes.add_argument("--retry-pause", type=float, default=PROVIDER_RETRIES.pause)
+    pushes.add_argument("--retry-give-up-after", type=float, default=PROVIDER_RETRIES.give_up_after)
     parser.add_argument("--contacts", type=int, default=200)
     parser.add_argument("--phones", type=int, default=50)
     parser.add_argument("--registrations", type=int, default=30)
@@ -66,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         phones=args.phones,
         registrations=args.registrations,
         seed=args.seed,
+        inbound_url=args.inbound_url,
+        report_timing=ReportTiming(args.accepted_after, args.changed_after, args.expired_after),
+        retry=RetrySchedule(
+            every=args.retry_every,
+            pause_after=args.retry_pause_after,
+            pause=args.retry_pause,
+            give_up_after=args.retry_give_up_after,
+        ),
     )
     serve_until_signalled(sandbox, "sandbox listening on {url}")
     return 0

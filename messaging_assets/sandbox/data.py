@@ -556,3 +556,79 @@ class MessageFactory:
         length = rng.randrange(10, PART_LENGTH * MAX_PARTS)
         start = rng.randrange(len(_FILLER) - length)
         return to, sender, _FILLER[start : start + length].strip() or "Hello"
+
+
+# --------------------------------------------------------------------------------------------
+# Inbound messages
+# --------------------------------------------------------------------------------------------
+
+# Networks a message to the account's numbers comes from: MCC and MNCs. They look like numbers
+# and are text: an MNC keeps its leading zero.
+_ORIGIN_NETWORKS = (
+    ("262", ("01", "02", "03", "07")),
+    ("232", ("01", "03", "05")),
+    ("260", ("02", "06", "09")),
+)
+_SENDERS = ("+4915112345678", "+4917098765432", "+436641234567", "+48601234567", "+4915790001234")
+# Characters per part of a concatenated message (160 less the header that joins the parts).
+INBOUND_PART_LENGTH = 153
+# How the provider writes a part that did not arrive within 10 minutes.
+MISSING_PART = "<...>"
+INBOUND_PRICE_EFFECTIVE = "2018-06-01T00:00:00+0200"
+# A part's price is a JSON number here (unlike outbound parts): mostly free, sometimes a payout.
+_INBOUND_PRICES = (0.0, 0.0, 0.0, -0.005, 0.01)
+# Each kind in turn: (parts sent, parts missing).
+_INBOUND_KINDS = ((3, ()), (1, ()), (3, (2,)))
+
+
+def inbound_messages(
+    rng: random.Random, count: int, numbers: Sequence[str]
+) -> list[dict[str, Any]]:
+    """`count` messages to the account's `numbers`, as the provider posts them (`InboundMessage`),
+    sent a few seconds apart up to now: in turn a message of three parts whose `contentList` is
+    out of sequence order, a single part, and three parts of which the second never arrived
+    (`missingParts`, `<...>` in its text). Timestamps carry `+0200`; prices are JSON numbers."""
+    now = int(time.time())
+    messages = []
+    for n in range(count):
+        size, missing = _INBOUND_KINDS[n % len(_INBOUND_KINDS)]
+        sent = now - (count - n) * 7
+        price = rng.choice(_INBOUND_PRICES)
+        mcc, mncs = rng.choice(_ORIGIN_NETWORKS)
+        start = rng.randrange(len(_FILLER) - INBOUND_PART_LENGTH * size)
+        texts = [
+            _FILLER[start + k * INBOUND_PART_LENGTH : start + (k + 1) * INBOUND_PART_LENGTH]
+            for k in range(size)
+        ]
+        parts = [
+            {
+                "msgId": str(uuid.uuid4()),
+                "sentDate": format_ts(sent + k, 120),
+                "sequenceNumber": k + 1,
+                "price": price,
+                "currency": "EUR",
+                "priceEffective": INBOUND_PRICE_EFFECTIVE,
+            }
+            for k in range(size)
+            if k + 1 not in missing
+        ]
+        messages.append(
+            {
+                # Random, as the provider's: a restarted sandbox never repeats one.
+                "requestId": str(uuid.uuid4()),
+                "from": rng.choice(_SENDERS),
+                "to": rng.choice(numbers),
+                "message": "".join(
+                    MISSING_PART if k + 1 in missing else text for k, text in enumerate(texts)
+                ),
+                "missingParts": bool(missing),
+                # The last part first: the provider lists parts as they came in.
+                "contentList": parts[::-1],
+                "originMCC": mcc,
+                "originMNC": rng.choice(mncs),
+                "originTtId": f"{rng.randrange(100_000):05d}",
+                "totalPrice": round(price * len(parts), 6),
+                "size": size,
+            }
+        )
+    return messages

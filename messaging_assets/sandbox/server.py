@@ -1,6 +1,7 @@
 """A local imitation of the messaging provider's HTTP API, with a request log and fault injection.
 
-Only the standard library: the sandbox must run wherever the project's tests run.
+Only the standard library: the sandbox must run wherever the project's tests run. What it pushes
+(delivery reports, inbound messages) is in pushes.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import dataclasses
 import hmac
 import json
+import random
 import signal
 import socket
 import sys
@@ -23,9 +25,17 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import data
+from .pushes import (
+    PROVIDER_RETRIES,
+    REPORT_TIMING,
+    PushAttempt,
+    Pusher,
+    ReportTiming,
+    RetrySchedule,
+)
 
 Shape = Literal["data", "provider"]
 SendAnswer = Literal["object", "empty_201"]
@@ -75,6 +85,8 @@ _LIST_PATHS = {"/messaging/v1/sms": "sms"} | {
 _MESSAGES_PATH = "/messaging/v1/messages"
 _BYON_PREFIX = "/byon/"
 STATS_PATH = "/_sandbox/stats"
+# POST (count=N, default 3): push N inbound messages to the inbound URL (`make demo`, `make dev`).
+INBOUND_PATH = "/_sandbox/inbound-messages"
 PROBLEM_BASE = "https://sandbox.local/problems/"
 JSON = "application/json"
 # Below this size a response goes out in a single write: one syscall, one TCP segment train.
@@ -94,7 +106,8 @@ class Fault(str, Enum):
     HTML_200 = "html_200"
     DROP_CONNECTION = "drop_connection"
     EMPTY_204 = "empty_204"
-    ECHO_HEADERS = "echo_headers"  # a 200 text/plain echo of the request's headers, key included
+    # A 200 text/plain echo of the request line and headers, query and key included.
+    ECHO_HEADERS = "echo_headers"
     ECHO_HEADERS_PROBLEM = "echo_headers_problem"  # an error whose explanation echoes them
     # Delays the request, which is then served as usual.
     LATENCY = "latency"
@@ -314,6 +327,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == STATS_PATH and self.command == "GET":
             self._respond(_Answer(200, (_encode(sandbox._stats()),)))
             return
+        if path == INBOUND_PATH and self.command == "POST":
+            self._respond(sandbox._inbound_answer(_params(query)))
+            return
         endpoint, message_id = _route(path)
         token = self._token = sandbox._log_arrival(
             self.command, path, query, endpoint, self.headers.items()
@@ -366,8 +382,11 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return 0
-        # As a misconfigured gateway would: every header as received, the key included.
-        echoed = "".join(f"{name}: {value}\n" for name, value in self.headers.items())
+        # As a misconfigured gateway would: the request line and every header as received, the
+        # query (a send's callbackUrl) and the key included.
+        echoed = f"{self.requestline}\n" + "".join(
+            f"{name}: {value}\n" for name, value in self.headers.items()
+        )
         if fault is Fault.RATE_LIMIT:
             retry_after = (("Retry-After", spec.retry_after),)
             answer = sandbox._error(byon, 429, "Rate limit exceeded", retry_after)
@@ -410,6 +429,9 @@ class Sandbox:
         registrations: int = 30,
         seed: int = 7,
         advance_on_lookup: bool = True,
+        inbound_url: str | None = None,
+        report_timing: ReportTiming = REPORT_TIMING,
+        retry: RetrySchedule = PROVIDER_RETRIES,
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
@@ -428,6 +450,9 @@ class Sandbox:
         self.ignore_paging = ignore_paging
         self.seed = seed
         self.advance_on_lookup = advance_on_lookup
+        # Where inbound messages are pushed: the URL registered with the provider.
+        self.inbound_url = inbound_url
+        self.report_timing = report_timing
         self._provider = shape == "provider"
         self._lock = threading.RLock()
         self._server: _Server | None = None
@@ -453,6 +478,11 @@ class Sandbox:
         self._factory = data.MessageFactory(seed)
         self._messages: dict[str, data.StoredMessage] = {}
         self._sent: list[dict[str, Any]] = []
+        # Messages sent with a callbackUrl: timers move them on and push each state; a look-up
+        # only reads them.
+        self._pushed: set[str] = set()
+        self._pusher = Pusher(retry)
+        self._inbound_rng = random.Random(f"{seed}:inbound")
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -460,6 +490,7 @@ class Sandbox:
         if self._server is not None:
             raise RuntimeError("sandbox already started")
         self._server = _Server((self.host, self.port), self)
+        self._pusher.start(f"sandbox-pushes-{self._server.server_address[1]}")
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -473,6 +504,7 @@ class Sandbox:
         server, self._server = self._server, None
         if server is None:
             return
+        self._pusher.stop()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -562,6 +594,7 @@ class Sandbox:
             return {
                 "requests": {name: self._counts[name] for name in ENDPOINTS},
                 "sent": len(self._sent),
+                "pushes": self._pusher.stats(),
             }
 
     # ---------------------------------------------------------------- faults
@@ -674,7 +707,15 @@ class Sandbox:
         sender = params.get("from", "").strip()
         if not to or not sender:
             return self._error(False, 400, "Parameters 'to' and 'from' are required")
-        message = self._send(to, sender, params.get("message", ""), params.get("reference"))
+        callback = params.get("callbackUrl") or None
+        if callback and urlsplit(callback).scheme not in ("http", "https"):
+            return self._error(False, 400, "callbackUrl must be an http or https URL")
+        # The provider also calls back with GET, with no documented parameters: not imitated.
+        if params.get("callbackMethod", "POST").upper() != "POST":
+            callback = None
+        message = self._send(
+            to, sender, params.get("message", ""), params.get("reference"), callback
+        )
         if self.send_answer == "empty_201":
             return _Answer(201)
         return _Answer(200, (self._wrap(message),))
@@ -820,13 +861,22 @@ class Sandbox:
 
     # ---------------------------------------------------------------- messages
 
-    def _send(self, to: str, sender: str, text: str, reference: str | None) -> dict[str, Any]:
-        """Create and bill a message; the send's answer (its fields a send already knows)."""
+    def _send(
+        self, to: str, sender: str, text: str, reference: str | None, callback: str | None = None
+    ) -> dict[str, Any]:
+        """Create and bill a message; the send's answer (its fields a send already knows). With a
+        `callback`, its reports are pushed there as it moves on."""
         with self._lock:
             message = self._factory.create(to, sender, text, reference)
             record = message.record
             request_id = record["requestId"]
             self._messages[request_id] = message
+            if callback:
+                self._pushed.add(request_id)
+                self._pusher.later(
+                    self.report_timing.accepted_after,
+                    lambda: self._report(request_id, callback, steps=0),
+                )
             self._sent.append(
                 {
                     "requestId": request_id,
@@ -843,11 +893,66 @@ class Sandbox:
             message = self._messages.get(request_id)
             if message is None or message.expired:
                 return None
-            # Answer the current state, then move on: a fresh send reads ACCEPTED first.
+            # Answer the current state, then move on: a fresh send reads ACCEPTED first. A message
+            # whose reports are pushed moves on with its pushes only.
             body = self._wrap(message.record)
-            if self.advance_on_lookup:
+            if self.advance_on_lookup and request_id not in self._pushed:
                 message.advance()
             return body
+
+    # ---------------------------------------------------------------- pushes
+
+    def _report(self, request_id: str, callback: str, steps: int) -> None:
+        """Move a pushed message `steps` states on and push its status as a look-up would now
+        answer it; then time its next state, if it has one."""
+        timing = self.report_timing
+        with self._lock:
+            message = self._messages[request_id]
+            for _ in range(steps):
+                message.advance()
+            body = self._wrap(message.record)
+            status = message.record["status"]
+        self._pusher.push("delivery_report", request_id, callback, body)
+        if status == "ACCEPTED":
+            # A message bound to expire is BUFFERED (in retry) first; the others end at once.
+            expires = message.final_status == "EXPIRED"
+            self._pusher.later(
+                timing.changed_after,
+                lambda: self._report(request_id, callback, steps=1 if expires else 2),
+            )
+        elif status == "BUFFERED":
+            self._pusher.later(
+                timing.expired_after, lambda: self._report(request_id, callback, steps=1)
+            )
+
+    def push_inbound(self, count: int = 3) -> list[dict[str, Any]]:
+        """Push `count` new inbound messages to `inbound_url`, newest first (out of order), and
+        the first one pushed once more at the end (the same body twice); the bodies as pushed,
+        in order. See `data.inbound_messages` for what they hold."""
+        if not self.inbound_url:
+            raise RuntimeError("no inbound URL: start the sandbox with inbound_url (--inbound-url)")
+        with self._lock:
+            numbers = [p["phoneNumber"] for p in data.phone_records(3, self.seed, 0)]
+            messages = data.inbound_messages(self._inbound_rng, count, numbers)
+        pushed = [*messages[::-1], messages[-1]] if messages else []
+        for message in pushed:
+            body = _encode(message)
+            self._pusher.push("inbound_message", message["requestId"], self.inbound_url, body)
+        return pushed
+
+    def _inbound_answer(self, params: dict[str, str]) -> _Answer:
+        count = _count(params, "count", 3)
+        if count is None or not 1 <= count <= 1000:
+            return self._error(False, 400, "count must be from 1 to 1000")
+        if not self.inbound_url:
+            return self._error(False, 409, "No inbound URL: start the sandbox with --inbound-url")
+        pushed = self.push_inbound(count)
+        return _Answer(200, (_encode({"pushed": [m["requestId"] for m in pushed]}),))
+
+    @property
+    def pushes(self) -> list[PushAttempt]:
+        """Every attempt to push, in the order made."""
+        return self._pusher.attempts
 
     @property
     def sent(self) -> list[dict[str, Any]]:

@@ -103,7 +103,8 @@ class Answers:
     def require_json(self, response: Response) -> None:
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type:
-            snippet = response.text[:SNIPPET_LIMIT].replace("\n", " ")
+            # Redacted before it is cut: a secret cut in two would no longer be recognised.
+            snippet = self.redact(response.text)[:SNIPPET_LIMIT].replace("\n", " ")
             raise self.error(response, f"answered {content_type!r}, not JSON: {snippet!r}")
 
     def json(self, response: Response) -> Any:

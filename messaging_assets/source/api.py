@@ -3,6 +3,7 @@ and how each resource's answers are read."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -22,10 +23,17 @@ class Api:
     shape: ApiShape
     key_header: str
     auth: HeaderKey
+    # Secrets besides the key that requests may carry (the receiver's token in a send's
+    # callbackUrl): redacted from everything taken from an answer, as the key is.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     redact: Redactor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.redact = Redactor([self.auth.secret])
+        self.redact = Redactor([self.auth.secret, *self.secrets])
+
+    def redacting(self, *secrets: str) -> Api:
+        """This API, with `secrets` redacted too."""
+        return dataclasses.replace(self, secrets=(*self.secrets, *secrets))
 
     @classmethod
     def configured(

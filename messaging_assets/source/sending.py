@@ -6,10 +6,15 @@ process) is stored by the next materialization of `messaging/sms`; one whose ans
 5xx, a timeout, an interrupt) is stored with outcome `unknown` and the reference to ask the
 provider about. The reference comes from the Dagster run (the root run of a re-execution), so
 re-executing a run never sends again.
+
+With SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set, a send asks the provider to post its delivery
+reports to the receiver (`callbackUrl`, `callbackMethod=POST`). That URL holds the receiver's
+token, a secret redacted from errors and logs as the key is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +25,9 @@ from dlt.extract.resource import DltResource
 from requests import Response
 from requests.exceptions import RequestException
 
+from messaging_assets.receiver.settings import ReportCallback, report_callback
 from messaging_assets.registry import SEND
-from messaging_assets.source.answers import Answers, ApiError, explanation
+from messaging_assets.source.answers import Answers, ApiError, Redactor, explanation
 from messaging_assets.source.api import Api
 from messaging_assets.source.journal import ACCEPTED, UNKNOWN, Journal, as_stored
 from messaging_assets.source.sessions import certainly_not_sent
@@ -30,6 +36,8 @@ from messaging_assets.warehouse.connection import connect
 log = logging.getLogger(__name__)
 
 NO_BODY = "accepted without an answer body: no requestId, so no status can be looked up"
+# The one logger that writes a request's URL (at DEBUG): a send's URL carries the callback's token.
+URL_LOGGER = logging.getLogger("urllib3.connectionpool")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,35 @@ class SendRequest:
 def reference_for(run_id: str, root_run_id: str | None) -> str:
     """A run's send reference; a re-execution shares its root run's, so it never sends again."""
     return f"messaging-assets-{root_run_id or run_id}"
+
+
+class _Redacting(logging.Filter):
+    """Writes a record's message with the secrets redacted."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        return True
+
+
+@contextlib.contextmanager
+def urls_redacted(redact: Redactor) -> Iterator[None]:
+    """While a send's request is out: urllib3's DEBUG line with its URL is written redacted."""
+    redacting = _Redacting(redact)
+    URL_LOGGER.addFilter(redacting)
+    try:
+        yield
+    finally:
+        URL_LOGGER.removeFilter(redacting)
+
+
+def without_secrets(error: RequestException, redact: Redactor) -> RequestException:
+    """The same error, its message redacted (a connection error quotes the URL, query and all),
+    to be raised where nothing chains the original: dlt's trace records chained exceptions."""
+    return type(error)(redact(str(error)))
 
 
 class SendOutcomeUnknown(RuntimeError):
@@ -64,7 +101,13 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
     stored yet."""
     url = api.base_url.rstrip("/") + SEND.path
 
-    def send(journal: Journal, request: SendRequest, answers: Answers) -> None:
+    def send(
+        journal: Journal,
+        request: SendRequest,
+        callback: ReportCallback | None,
+        send_api: Api,
+        answers: Answers,
+    ) -> None:
         earlier = journal.entry(request.reference)
         if earlier:
             log.warning(
@@ -81,20 +124,28 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
             "message": request.message,
             "reference": request.reference,
         }
+        if callback:
+            # The provider then posts each status change there (POST is also its default).
+            params |= {"callbackUrl": callback.url, "callbackMethod": "POST"}
+        failure: RequestException | None = None
         try:
-            response = api.send_session().get(url, params=params, auth=api.auth)
+            with urls_redacted(send_api.redact):
+                response = send_api.send_session().get(url, params=params, auth=send_api.auth)
         except RequestException as error:
-            if certainly_not_sent(None, error):
-                journal.forget(request.reference)
-                raise
-            journal.settle(request.reference, UNKNOWN, f"no answer: {type(error).__name__}")
-            raise SendOutcomeUnknown(request.reference, type(error).__name__) from None
+            # Raised below, outside this handler, so that no error chains this one.
+            failure = error
         except BaseException as interrupt:
             # Ctrl-C or SIGTERM (Dagster raises them here) after the request left: the send may
             # have been billed, and the user must learn its reference now.
             what = "interrupted while waiting for the answer"
             journal.settle(request.reference, UNKNOWN, what)
             raise SendOutcomeUnknown(request.reference, what) from interrupt
+        if failure is not None:
+            if certainly_not_sent(None, failure):
+                journal.forget(request.reference)
+                raise without_secrets(failure, send_api.redact)
+            journal.settle(request.reference, UNKNOWN, f"no answer: {type(failure).__name__}")
+            raise SendOutcomeUnknown(request.reference, type(failure).__name__)
         settle(journal, request.reference, response, answers)
 
     def settle(journal: Journal, reference: str, response: Response, answers: Answers) -> None:
@@ -122,7 +173,12 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
             journal = Journal(warehouse)
             journal.create()
             if request:
-                send(journal, request, api.answers(SEND, api.settings(SEND)))
+                # Read in the run, as the resource settings are, and before anything is sent: a
+                # mistake fails only sends, and sends nothing.
+                callback = report_callback()
+                send_api = api.redacting(callback.token) if callback else api
+                answers = send_api.answers(SEND, send_api.settings(SEND))
+                send(journal, request, callback, send_api, answers)
             unstored = journal.unstored()
         for entry in unstored:
             if entry["state"] != ACCEPTED:

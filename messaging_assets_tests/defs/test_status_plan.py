@@ -1,10 +1,16 @@
-"""When the status sensor asks again: back-off by age, giving up past validity, real rows."""
+"""When the status sensor asks again: back-off by age, giving up past validity, real rows; with
+delivery reports pushed, only once a report is overdue."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from messaging_assets.defs.status_plan import PendingMessage, pending_messages, plan_status_checks
+from messaging_assets.defs.status_plan import (
+    REPORTS_PUSHED,
+    PendingMessage,
+    pending_messages,
+    plan_status_checks,
+)
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.settings import AutomationSettings
 from messaging_assets.warehouse.connection import read
@@ -15,9 +21,11 @@ SETTINGS = AutomationSettings()
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 
 
-def message(submitted_ago: timedelta, checked_ago: timedelta | None) -> PendingMessage:
+def message(
+    submitted_ago: timedelta, checked_ago: timedelta | None, status: str = "BUFFERED"
+) -> PendingMessage:
     checked = NOW - checked_ago if checked_ago is not None else None
-    return PendingMessage("rid", "BUFFERED", NOW - submitted_ago, checked)
+    return PendingMessage("rid", status, NOW - submitted_ago, checked)
 
 
 def test_message_never_checked_is_due_at_once():
@@ -92,3 +100,70 @@ def test_unknown_message_is_not_pending(sandbox: Sandbox, run, duckdb_path):
 
     with read() as warehouse:
         assert pending_messages(warehouse) == []
+
+
+# With delivery reports pushed: look-ups only reconcile
+
+
+def test_without_reports_a_new_send_is_due_at_once_as_before():
+    fresh = message(timedelta(seconds=5), None, status="ACCEPTED")
+
+    assert REPORTS_PUSHED is False  # no SOURCES__MESSAGING__RECEIVER__PUBLIC_URL in the tests
+    assert plan_status_checks([fresh], NOW, SETTINGS).due == ["rid"]
+    assert plan_status_checks([fresh], NOW, SETTINGS, reports_pushed=False).due == ["rid"]
+
+
+def test_with_reports_a_message_without_its_report_is_due_only_once_it_is_overdue():
+    sent = message(timedelta(seconds=5), None, status="ACCEPTED")
+    overdue = NOW - timedelta(seconds=5) + timedelta(minutes=15)
+
+    plan = plan_status_checks([sent], NOW, SETTINGS, reports_pushed=True)
+    just_before = overdue - timedelta(seconds=1)
+
+    assert (plan.due, plan.waiting) == ([], [(overdue, "rid")])
+    assert plan_status_checks([sent], just_before, SETTINGS, reports_pushed=True).due == []
+    assert plan_status_checks([sent], overdue, SETTINGS, reports_pushed=True).due == ["rid"]
+
+
+def test_with_reports_a_message_still_accepted_after_its_overdue_look_up_backs_off():
+    # Looked up at 15 minutes, still ACCEPTED: a quarter of its age later, as without reports.
+    late = message(timedelta(minutes=16), checked_ago=timedelta(minutes=1), status="ACCEPTED")
+
+    plan = plan_status_checks([late], NOW, SETTINGS, reports_pushed=True)
+
+    assert plan.waiting == [(NOW + timedelta(minutes=3), "rid")]
+
+
+def test_with_reports_a_buffered_message_is_due_once_its_validity_ends():
+    # Its BUFFERED report (or an overdue look-up) came; its final report may come any time until
+    # the provider expires it, so only then is it overdue, whatever look-ups came before.
+    buffered = message(timedelta(hours=1), checked_ago=timedelta(minutes=45))
+    overdue = NOW - timedelta(hours=1) + timedelta(hours=48, minutes=15)
+
+    plan = plan_status_checks([buffered], NOW, SETTINGS, reports_pushed=True)
+
+    assert plan.waiting == [(overdue, "rid")]
+    assert plan_status_checks([buffered], overdue, SETTINGS, reports_pushed=True).due == ["rid"]
+    later = overdue + timedelta(hours=2)
+    assert plan_status_checks([buffered], later, SETTINGS, reports_pushed=True).given_up == ["rid"]
+
+
+def test_with_reports_a_message_whose_final_state_is_stored_is_never_due(
+    sandbox: Sandbox, run, duckdb_path
+):
+    run("sms", config=run_config(sms=SEND))
+    run("sms", config=run_config(sms={**SEND, "message": "second"}))
+    (final, pending) = [sent["requestId"] for sent in sandbox.sent]
+    only_final = {"request_ids": [final], "only_request_ids": True}
+    for _ in range(3):
+        run("messages", config={"ops": {"messaging_messages": {"config": only_final}}})
+
+    with read() as warehouse:
+        stored = pending_messages(warehouse)
+    plans = [
+        plan_status_checks(stored, NOW + timedelta(hours=hours), SETTINGS, reports_pushed=True)
+        for hours in (0, 1, 49)
+    ]
+
+    assert [m.request_id for m in stored] == [pending]
+    assert all(final not in [*plan.due, *(rid for _, rid in plan.waiting)] for plan in plans)

@@ -1,5 +1,6 @@
-"""`make dev` as a user runs it: the sandbox and `dagster dev` come up, and Ctrl-C or a SIGTERM to
-make stops every process it started within seconds, leaving its ports free. `make dev` and `make
+"""`make dev` as a user runs it: the sandbox, the receiver of its pushes and `dagster dev` come up
+(an inbound message the sandbox pushes lands), and Ctrl-C or a SIGTERM to make stops every process
+it started within seconds, leaving its ports free. `make dev` and `make
 demo` start nothing while one of their ports is taken or another `make dev` runs on their Dagster
 home, and say so in one line that names the setting to change."""
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from messaging_assets.dev.supervisor import ProcessStat, descendants, running
+from messaging_assets.receiver import landing
 from messaging_assets_tests.conftest import REPO_ROOT, free_port, run_to_its_end, shell_env
 
 STARTUP_TIMEOUT = 120
@@ -68,11 +70,13 @@ def test_make_dev_refuses_a_second_on_its_home_and_stops_every_process_it_starte
     dagster_home: Path,
     tmp_path: Path,
 ):
-    ui_port, sandbox_port = free_port(), free_port()
+    ui_port, sandbox_port, receiver_port = free_port(), free_port(), free_port()
+    landing_dir = tmp_path / "landing"
     log_path = tmp_path / "make_dev.log"
     with log_path.open("w") as log:
         make = subprocess.Popen(
             ["make", "dev", f"DAGSTER_PORT={ui_port}", f"SANDBOX_PORT={sandbox_port}",
+             f"RECEIVER_PORT={receiver_port}", f"LANDING_DIR={landing_dir}",
              f"DAGSTER_HOME_DIR={dagster_home}"],
             cwd=REPO_ROOT, env=shell_env(), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
@@ -83,15 +87,24 @@ def test_make_dev_refuses_a_second_on_its_home_and_stops_every_process_it_starte
         while not (
             answers(f"http://127.0.0.1:{ui_port}/server_info")
             and answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
+            and listening(receiver_port)
         ):
             assert make.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "make dev did not serve the UI and the sandbox"
+            assert time.monotonic() < deadline, "make dev did not serve the UI, sandbox, receiver"
             time.sleep(1)
         started = descendants(make.pid)
         (supervisor,) = [pid for pid, stat in started.items() if stat.parent == make.pid]
+        # The sandbox pushes to the receiver, which lands: one message, and the same again.
+        push = f"http://127.0.0.1:{sandbox_port}/_sandbox/inbound-messages?count=1"
+        urllib.request.urlopen(urllib.request.Request(push, method="POST"), timeout=10).close()
+        while len(list(landing.read(landing_dir, landing.INBOUND_MESSAGES))) < 2:
+            assert time.monotonic() < deadline, "the inbound message did not land"
+            time.sleep(0.2)
 
-        second = (ui_port, sandbox_port) if second_on_same_ports else (free_port(), free_port())
+        ports = (ui_port, sandbox_port, receiver_port)
+        second = ports if second_on_same_ports else (free_port(), free_port(), free_port())
         said = refusal("dev", f"DAGSTER_PORT={second[0]}", f"SANDBOX_PORT={second[1]}",
+                       f"RECEIVER_PORT={second[2]}",
                        f"DAGSTER_HOME_DIR={dagster_home}")  # fmt: skip
         assert said == (
             f"Another make dev (pid {supervisor}) runs on the Dagster home {dagster_home}. "
@@ -108,8 +121,7 @@ def test_make_dev_refuses_a_second_on_its_home_and_stops_every_process_it_starte
                 f"{sorted(running(started))}\n{log_path.read_text()[-3000:]}"
             )
             time.sleep(0.1)
-        assert not listening(ui_port)
-        assert not listening(sandbox_port)
+        assert not any(listening(port) for port in ports)
     finally:
         for pid in running(started):
             os.kill(pid, signal.SIGKILL)
@@ -120,12 +132,18 @@ def test_make_dev_refuses_a_second_on_its_home_and_stops_every_process_it_starte
 
 @pytest.mark.parametrize(
     ("target", "setting"),
-    [("dev", "DAGSTER_PORT"), ("dev", "SANDBOX_PORT"), ("demo", "SANDBOX_PORT")],
+    [
+        ("dev", "DAGSTER_PORT"),
+        ("dev", "SANDBOX_PORT"),
+        ("dev", "RECEIVER_PORT"),
+        ("demo", "SANDBOX_PORT"),
+        ("demo", "RECEIVER_PORT"),
+    ],
 )
 def test_a_taken_port_is_refused_in_one_line_naming_it_and_its_setting(
     target: str, setting: str, dagster_home: Path
 ):
-    ports = {"DAGSTER_PORT": free_port(), "SANDBOX_PORT": free_port()}
+    ports = {"DAGSTER_PORT": free_port(), "SANDBOX_PORT": free_port(), "RECEIVER_PORT": free_port()}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports[setting]))
         taken.listen()

@@ -443,6 +443,25 @@ def test_landing_names_and_lines_round_trip(tmp_path: Path):
     assert os.listdir(tmp_path / "inbound_messages") == [name]
 
 
+def test_the_landing_summary_counts_files_events_and_unreadable_ones(tmp_path: Path):
+    from datetime import datetime, timezone
+
+    from messaging_assets.receiver.storage import LocalFolder
+
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    folder = LocalFolder(tmp_path, landing.ENDPOINTS)
+    for sequence, problem in enumerate((None, "empty body"), start=1):
+        line = landing.event_line(now, "delivery_reports", b"{}", problem)
+        folder.write("delivery_reports", landing.file_name(now, "00ff00ff_42", sequence), line)
+
+    assert landing.summary(tmp_path) == [
+        f"{tmp_path}:",
+        "  endpoint                   files  events  unreadable",
+        "  delivery_reports               2       2           1",
+        "  inbound_messages               0       0           0",
+    ]
+
+
 # ------------------------------------------------------------------------------------ settings
 
 

@@ -686,11 +686,14 @@ def test_latency_fault_delays_a_normal_answer(sandbox: Sandbox) -> None:
     assert len(records_of(sandbox, response)) == 20
 
 
-def test_echo_headers_answers_every_header_with_the_key_as_plain_text(sandbox: Sandbox) -> None:
+def test_echo_headers_answers_the_request_line_and_headers_with_the_key_as_text(
+    sandbox: Sandbox,
+) -> None:
     sandbox.inject("phones", Fault.ECHO_HEADERS, times=1)
     response = get(sandbox, PHONES)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text.startswith(f"GET {PHONES} HTTP/1.1\n")
     assert f"{sandbox.api_key_header}: {KEY}" in response.text
     assert KEY not in repr(sandbox.requests)
 

@@ -430,7 +430,7 @@ def test_key_appears_nowhere_a_run_writes(sandbox: Sandbox, duckdb_path: Path, t
 
     assert [o.returncode == 0 for o in outputs] == [True] + [False] * 7
     assert len({log.split("run_id=")[1][:36] for log in run_logs if "run_id=" in log}) == 8
-    assert "not JSON: 'Host: 127.0.0.1" in outputs[4].stderr
+    assert "not JSON: 'GET /byon/contacts/v1 HTTP/1.1 Host: 127.0.0.1" in outputs[4].stderr
     assert "answered 500 Internal Server Error (the API says: " in outputs[5].stderr
     assert "answered 400 Bad Request (the API says: Bad Request: " in outputs[7].stderr
     for text in [*(o.stdout + o.stderr for o in outputs), *run_logs]:

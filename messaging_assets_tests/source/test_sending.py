@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -21,18 +24,24 @@ from dagster import (
 )
 
 from messaging_assets.definitions import defs
-from messaging_assets.sandbox import Fault, Sandbox
+from messaging_assets.receiver import landing
+from messaging_assets.sandbox import Fault, ReportTiming, Sandbox
+from messaging_assets.sandbox.wait import wait_until_pushed
 from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
     Warehouse,
     both_destinations,
     failure_text,
+    free_port,
+    materialize_cli,
     materialize_command,
     metadata_of,
     point_at,
     run_config,
 )
+from messaging_assets_tests.receiver.test_receiver import TOKEN as RECEIVER_TOKEN
+from messaging_assets_tests.receiver.test_receiver import Receiver
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 SEND_ENV = {"SOURCES__MESSAGING__SMS__TO": SEND["to"], "SOURCES__MESSAGING__SMS__FROM": "ACME"}
@@ -182,3 +191,151 @@ def test_a_send_interrupted_after_the_request_left_is_stored_by_the_next_run(
     assert (reference, request_id, outcome) == (sent["reference"], None, "unknown")
     assert note == "interrupted while waiting for the answer"
     assert sandbox.count("sms") == 1
+
+
+# Sends that ask for delivery reports (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL)
+
+TOKEN = secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def receiver_url(monkeypatch: pytest.MonkeyPatch) -> str:
+    """PUBLIC_URL and the token set, the way a user sets them; nothing listens there."""
+    public_url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__PUBLIC_URL", public_url)
+    return public_url
+
+
+def sends(sandbox: Sandbox) -> list:
+    return [request for request in sandbox.requests if request.endpoint == "sms"]
+
+
+def test_with_public_url_a_send_carries_its_delivery_report_url(
+    sandbox: Sandbox, run, duckdb_path, receiver_url: str
+):
+    run("sms", config=run_config(sms=SEND))
+
+    (request,) = sends(sandbox)
+    assert request.params["callbackUrl"] == f"{receiver_url}/{TOKEN}/delivery-reports"
+    assert request.params["callbackMethod"] == "POST"
+
+
+def test_without_public_url_a_send_carries_no_callback(sandbox: Sandbox, run, duckdb_path):
+    run("sms", config=run_config(sms=SEND))
+
+    (request,) = sends(sandbox)
+    assert not {"callbackUrl", "callbackMethod"} & request.params.keys()
+
+
+def test_public_url_without_a_token_fails_the_send_before_anything_is_sent(
+    sandbox: Sandbox, run, duckdb_path, monkeypatch
+):
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__PUBLIC_URL", "https://hooks.example.com")
+
+    message = failure_text(run("sms", config=run_config(sms=SEND), raise_on_error=False))
+
+    assert "SOURCES__MESSAGING__RECEIVER__TOKEN is not set" in message
+    assert sends(sandbox) == []
+
+
+def test_a_send_that_never_arrived_names_its_url_without_the_token(
+    sandbox: Sandbox, run, duckdb_path, receiver_url: str, monkeypatch
+):
+    # A connection error quotes the URL, query and all: the callbackUrl with the token.
+    monkeypatch.setenv("SOURCES__MESSAGING__BASE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "1")
+
+    message = failure_text(run("sms", config=run_config(sms=SEND), raise_on_error=False))
+
+    assert "callbackUrl=http%3A%2F%2F127.0.0.1%3A" in message
+    assert "%2F***%2Fdelivery-reports" in message
+    assert TOKEN not in message
+
+
+def test_urllib3_debug_log_shows_the_send_without_the_token(
+    sandbox: Sandbox, run, duckdb_path, receiver_url: str, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+
+    run("sms", config=run_config(sms=SEND))
+
+    (line,) = [r.getMessage() for r in caplog.records if "/messaging/v1/sms?" in r.getMessage()]
+    assert "%2F***%2Fdelivery-reports" in line
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.e2e
+def test_a_sends_delivery_reports_land_in_the_receiver(
+    sandbox: Sandbox, run, duckdb_path, tmp_path: Path, monkeypatch
+):
+    receiver = Receiver(tmp_path / "landing", tmp_path / "receiver.log").start()
+    try:
+        monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__TOKEN", RECEIVER_TOKEN)
+        monkeypatch.setenv(
+            "SOURCES__MESSAGING__RECEIVER__PUBLIC_URL", f"http://127.0.0.1:{receiver.port}"
+        )
+        sandbox.report_timing = ReportTiming(accepted_after=0, changed_after=0.1)
+
+        run("sms", config=run_config(sms=SEND))
+        wait_until_pushed(sandbox.url, timeout=30)
+    finally:
+        receiver.stop()
+
+    (sent,) = sandbox.sent
+    reports = [json.loads(e.body)["data"] for e in receiver.events(landing.DELIVERY_REPORTS)]
+    assert [(r["requestId"], r["reference"]) for r in reports] == [
+        (sent["requestId"], sent["reference"])
+    ] * 2
+    assert [r["status"] for r in reports] == ["ACCEPTED", "DELIVERED"]
+
+
+@pytest.mark.e2e
+def test_the_receiver_token_appears_nowhere_a_run_writes(
+    sandbox: Sandbox, duckdb_path: Path, tmp_path: Path
+):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = {
+        **os.environ,
+        **SEND_ENV,
+        "DAGSTER_HOME": str(dagster_home),
+        "SOURCES__MESSAGING__RECEIVER__TOKEN": TOKEN,
+        "SOURCES__MESSAGING__RECEIVER__PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
+        "RUNTIME__REQUEST_MAX_ATTEMPTS": "2",
+        "RUNTIME__REQUEST_BACKOFF_FACTOR": "0",
+    }
+    # A good send; a gateway that echoes the request, URL included, into a 400's explanation; and
+    # an API that cannot be reached (the error quotes the URL).
+    scenarios = [
+        (None, {}),
+        (Fault.ECHO_HEADERS_PROBLEM, {}),
+        (None, {"SOURCES__MESSAGING__BASE_URL": f"http://127.0.0.1:{free_port()}"}),
+    ]
+    outputs = []
+    for fault, settings in scenarios:
+        sandbox.clear_faults()
+        if fault:
+            sandbox.inject("sms", fault, times=1)
+        outputs.append(materialize_cli("messaging/sms", env={**env, **settings}))
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        run_logs = [
+            str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)
+        ]
+    # Everything on disk: the event log, compute logs, dlt's working files and traces, the
+    # warehouse (the send journal's notes).
+    written = [
+        path
+        for root in (dagster_home, Path(os.environ["PIPELINES_DIR"]), duckdb_path.parent)
+        for path in root.rglob("*")
+        if path.is_file() and TOKEN.encode() in path.read_bytes()
+    ]
+
+    assert [o.returncode == 0 for o in outputs] == [True, False, False]
+    assert len(sends(sandbox)) == 2 and all(TOKEN in r.query for r in sends(sandbox))
+    assert "%2F***%2Fdelivery-reports" in outputs[1].stderr
+    assert "%2F***%2Fdelivery-reports" in outputs[2].stderr
+    for text in [*(o.stdout + o.stderr for o in outputs), *run_logs]:
+        assert TOKEN not in text
+    assert written == []

@@ -129,8 +129,8 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 		SOURCES__MESSAGING__SMS__MESSAGE="messaging-assets demo $$n" \
 		$(MATERIALIZE) --select 'messaging/sms' 2>> .demo.log || exit 1; \
 	done && \
-	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
 	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) --inbound 3 --pushed && \
+	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
 	$(BIN)/python -m messaging_assets.report && \
 	$(BIN)/python -m messaging_assets.receiver.landing $(LANDING_DIR)
 

@@ -40,7 +40,6 @@ FINAL_STATUSES = ("DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED")
 STATUS_RANK: Mapping[str, int] = {"ACCEPTED": 0, "BUFFERED": 1, **dict.fromkeys(FINAL_STATUSES, 2)}
 UNRANKED = -1
 
-
 # dlt's write disposition for records that never change once stored.
 INSERT_ONLY: Mapping[str, str] = {"disposition": "merge", "strategy": "insert-only"}
 

@@ -75,8 +75,8 @@ def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
             asset=asset_key(endpoint),
             description="Fails while an event of this endpoint that could not be read arrived "
             "within the last MESSAGING__AUTOMATION__UNREADABLE_WINDOW_DAYS "
-            f"({AUTOMATION.unreadable_window_days:g}): it is kept, as it came and with why, in "
-            f"`{UNREADABLE_TABLE}`. Says how many, and where one is (file:line).",
+            f"({AUTOMATION.unreadable_window_days:g} days): it is kept, as it came and with why, "
+            f"in `{UNREADABLE_TABLE}`. Says how many, and where the latest are (file:line).",
         )
 
 

@@ -28,7 +28,9 @@ def test_each_message_keeps_the_furthest_status_reported_whatever_the_order(
     landed.land(DELIVERY_REPORTS, report("accepted-first", "ACCEPTED"))
     # Two reports of one message in one run: the later one received is the lesser status.
     landed.land(DELIVERY_REPORTS, report("one-run", "BUFFERED"), received_at=now)
-    landed.land(DELIVERY_REPORTS, report("one-run", "ACCEPTED"), received_at=now + timedelta(1))
+    landed.land(
+        DELIVERY_REPORTS, report("one-run", "ACCEPTED"), received_at=now + timedelta(seconds=1)
+    )
     run(*PUSHED, config=PUSHED_RUN_CONFIG)
     final_load = warehouse.scalar(
         "SELECT _dlt_load_id FROM messaging.messages WHERE request_id = 'final-first'"

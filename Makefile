@@ -56,9 +56,10 @@ test: install
 
 # The edit-test loop: everything but the tests that start processes (marker `e2e`: the CLI,
 # dagster dev, make, the daemon, the bench) and the browser, four at a time (they mostly wait on
-# HTTP and files). `make test` runs them all, one after another.
+# HTTP and files), on DuckDB only: the `postgres` tests share one database and run one at a
+# time. `make test` runs them all, one after another.
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not ui" -q -n 4
+	$(BIN)/python -m pytest -m "not e2e and not ui and not postgres" -q -n 4
 
 # The `postgres` tests alone, next to a throw-away PostgreSQL server (.ci/postgres starts it and
 # removes it afterwards; it needs PostgreSQL's server binaries: apt-get install postgresql).

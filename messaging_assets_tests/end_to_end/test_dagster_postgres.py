@@ -62,9 +62,17 @@ def dagster_database(destination: Destination, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def postgres_home(tmp_path: Path, dagster_database: str) -> Path:
-    """A DAGSTER_HOME holding instance/dagster-postgres.yaml, as
-    docs/outgrowing-one-machine.md sets it up."""
-    return make_dagster_home(tmp_path, "dagster-postgres.yaml")
+    """A DAGSTER_HOME holding instance/dagster-postgres.yaml, its tables created by `dagster
+    instance migrate`, as docs/outgrowing-one-machine.md sets it up: processes that each found an
+    empty database would race to create them."""
+    home = make_dagster_home(tmp_path, "dagster-postgres.yaml")
+    subprocess.run(
+        [DAGSTER_BIN / "dagster", "instance", "migrate"],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+    )
+    return home
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from messaging_assets.defs.sensors import (
 )
 from messaging_assets.defs.writers import WritersPool
 
+WRITERS = WritersPool()
+
 defs = Definitions(
     assets=[send_assets, status_assets, list_assets, pushed_assets, delivery_summary],
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
@@ -39,7 +41,7 @@ defs = Definitions(
         messaging_automation_sensor,
         dead_writer_sensor,
     ],
-    resources={"dlt": MessagingDltResource(), "writers": WritersPool()},
+    resources={"dlt": MessagingDltResource(writers=WRITERS), "writers": WRITERS},
     # One writer at a time: run the steps of a run one after another.
     executor=in_process_executor,
 )

@@ -13,7 +13,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
-from messaging_assets.defs.writers import WRITER_POOL, WritersPool
+from messaging_assets.defs.writers import WRITER_POOL
 from messaging_assets.registry import GROUP, LISTS, PUSHED, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
@@ -103,40 +103,33 @@ def _dlt_assets_args(name: str, *resources: str) -> dict:
 def send_assets(
     context: AssetExecutionContext,
     dlt: DagsterDltResource,
-    writers: WritersPool,
     config: SendConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(SEND.name)
-    with writers.turn(context):
-        yield from dlt.run(context=context, dlt_source=source)
+    yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_dlt_assets_args(STATUS.name, STATUS.name))
 def status_assets(
     context: AssetExecutionContext,
     dlt: DagsterDltResource,
-    writers: WritersPool,
     config: StatusConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(STATUS.name)
-    with writers.turn(context):
-        yield from dlt.run(context=context, dlt_source=source)
+    yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_dlt_assets_args("pushed", *PUSHED_NAMES))
-def pushed_assets(context: AssetExecutionContext, dlt: DagsterDltResource, writers: WritersPool):
+def pushed_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
     source = messaging_source(RunOptions()).with_resources(*PUSHED_NAMES)
-    with writers.turn(context):
-        yield from dlt.run(context=context, dlt_source=source)
+    yield from dlt.run(context=context, dlt_source=source)
 
 
 @dlt_assets(**_dlt_assets_args("reference", *LIST_NAMES))
 def list_assets(
     context: AssetExecutionContext,
     dlt: DagsterDltResource,
-    writers: WritersPool,
     config: ListConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
-    with writers.turn(context):
-        yield from dlt.run(context=context, dlt_source=source)
+    yield from dlt.run(context=context, dlt_source=source)

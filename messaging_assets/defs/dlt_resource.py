@@ -19,6 +19,7 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from messaging_assets.defs.writers import WritersPool
 from messaging_assets.registry import BY_NAME, SOURCE
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.source.journal import not_stored, send_outcome, sends_of
@@ -30,6 +31,11 @@ from messaging_assets.warehouse.upgrades import upgrade
 
 
 class MessagingDltResource(DagsterDltResource):
+    """Each load takes its turn in the writers' pool (`writers.py`), so that the assets' bodies
+    are only `dlt.run`."""
+
+    writers: WritersPool
+
     def run(  # type: ignore[override]
         self,
         context: OpExecutionContext | AssetExecutionContext,
@@ -41,7 +47,7 @@ class MessagingDltResource(DagsterDltResource):
         """dagster-dlt's run, in the run's own pipeline (`dlt_pipeline` is not used: every run
         loads through the pipeline of its own working directory, to the configured destination).
         """
-        with run_pipeline(context.run.run_id) as pipeline:
+        with self.writers.turn(context), run_pipeline(context.run.run_id) as pipeline:
             notes = {"recovered": finish_abandoned(pipelines_dir(), Path(pipeline.pipelines_dir))}
             with connect(pipeline) as warehouse:
                 notes["upgraded"] = "; ".join(upgrade(warehouse)) or None

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -111,7 +112,32 @@ class RunLife:
     """The run's process saying it is alive, from the run's start to its end: a lock that dies
     with it, for this machine, and a heartbeat in the run's tags, for the others."""
 
+    # Dagster sets the pool up once for each resource that holds it (the steps' own `writers` and
+    # the one inside the dlt resource): the run's setups share one life, since a second lock of
+    # the same file from this process would wait for ever.
+    _shared: ClassVar[dict[str, RunLife]] = {}
+    _sharing: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def share(cls, instance: DagsterInstance, run_id: str) -> RunLife:
+        with cls._sharing:
+            life = cls._shared.get(run_id)
+            if life is None:
+                life = cls._shared[run_id] = cls(instance, run_id)
+            life._holders += 1
+            return life
+
+    def release(self) -> None:
+        """Stops the life once every setup that shared it is torn down."""
+        with self._sharing:
+            self._holders -= 1
+            if self._holders:
+                return
+            del self._shared[self._run_id]
+        self.stop()
+
     def __init__(self, instance: DagsterInstance, run_id: str) -> None:
+        self._holders = 0
         self._instance = instance
         self._run_id = run_id
         directory = Path(instance.root_directory) / "messaging_runs"
@@ -161,14 +187,14 @@ class WritersPool(ConfigurableResource):
         instance, run = context.instance, context.dagster_run
         if instance is None or run is None or not pool_limited(instance):
             return
-        self._life = RunLife(instance, run.run_id)
+        self._life = RunLife.share(instance, run.run_id)
         granularity = instance.get_concurrency_config().pool_config.pool_granularity
         if granularity is None or granularity.value != "run":
             context.log.warning(MISCONFIGURED)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._life is not None:
-            self._life.stop()
+            self._life.release()
             self._life = None
 
     @contextmanager

@@ -56,8 +56,10 @@ def test_every_step_that_opens_duckdb_is_in_the_pool():
         "messaging__delivery_summary_delivery_rate_is_a_share": WRITER_POOL,
         "messaging__delivery_summary_no_negative_durations": WRITER_POOL,
     }
-    # The resource through which each takes the pool's slot itself.
-    assert all("writers" in step.required_resource_keys for step in steps.values())
+    # The resource through which each takes the pool's slot itself: `writers`, or the dlt
+    # resource, which holds the same pool.
+    assert all({"writers", "dlt"} & step.required_resource_keys for step in steps.values())
+    assert defs.resources["dlt"].writers is defs.resources["writers"]
 
 
 def test_instance_files_limit_the_pool_to_one_slot_per_run_and_free_dead_runs_slots(

@@ -279,8 +279,8 @@ def persistent_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
 
 @pytest.fixture
 def reports_pushed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sensors and schedules as a code location loaded with
-    SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set sees them: it reads the setting once, at load."""
+    """As in a code location loaded with SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set: its
+    sensors and schedules read whether reports are pushed once, when it loads."""
     from messaging_assets.defs import status_plan
 
     monkeypatch.setattr(status_plan, "REPORTS_PUSHED", True)

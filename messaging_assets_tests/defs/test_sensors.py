@@ -237,7 +237,7 @@ def test_pending_sensor_skips_while_another_process_writes(
 
 
 @both_destinations
-def test_duckdb_is_not_read_while_a_run_holds_the_writers_pool(
+def test_a_run_holding_the_writers_pool_keeps_status_planning_off_duckdb_only(
     sandbox: Sandbox, run, instance, destination: Destination, status_tick
 ):
     run("sms", config=run_config(sms=SEND))

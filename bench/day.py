@@ -12,8 +12,11 @@ the ideal, one look-up per message right after it became final.
 The same day with delivery reports pushed (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set): every
 status change is reported as it happens (a buffered message is BUFFERED within a minute), 1% of
 reports never arrive, and a report is in the warehouse by the next tick; the plan then only
-reconciles. It counts look-ups per message and the lost final reports that reconciliation caught,
-and how long after the final state it caught them.
+reconciles. Beside the sensor, what else looks statuses up runs too: the safety-net schedule every
+20 minutes, and sms_sent_sensor at the first tick after a send. It counts look-ups per message and
+the lost final reports that reconciliation caught, and how long after the final state it caught
+them; and, for reference, the same day with the schedule and sms_sent_sensor asking about every
+pending message, as they did before they reconciled too.
 
     python -m bench.day [--sends 10000] [--seed 7] [--lost-share 0.01]
 """
@@ -35,7 +38,8 @@ from messaging_assets.defs.status_plan import PendingMessage, plan_status_checks
 from messaging_assets.settings import AutomationSettings
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
-TICK = timedelta(seconds=30)  # pending_status_sensor's minimum interval
+TICK = timedelta(seconds=30)  # pending_status_sensor's and sms_sent_sensor's interval
+STATUS_SCHEDULE = timedelta(minutes=20)  # message_status_schedule's default cron, */20
 DAY = timedelta(days=1)
 # The share of delivery reports that never arrive, in the day with reports pushed.
 LOST_SHARE = 0.01
@@ -149,6 +153,9 @@ def simulate(
     )
     results["calls_over_ideal"] = results["plan"]["calls"] / results["ideal"]["calls"]
     results["pushed"] = simulate_pushed(sends, seed, settings, lost_share)
+    results["pushed_safety_nets_polling"] = simulate_pushed(
+        sends, seed, settings, lost_share, safety_nets_reconcile=False
+    )
     return results
 
 
@@ -179,9 +186,15 @@ def reports(
 
 
 def simulate_pushed(
-    sends: int, seed: int, settings: AutomationSettings, lost_share: float
+    sends: int,
+    seed: int,
+    settings: AutomationSettings,
+    lost_share: float,
+    safety_nets_reconcile: bool = True,
 ) -> dict[str, Any]:
-    """The same day with delivery reports pushed: the plan reconciles what reports did not say."""
+    """The same day with delivery reports pushed: the status sensor reconciles what reports did
+    not say, and so do the safety-net schedule and sms_sent_sensor; with `safety_nets_reconcile`
+    False, each of their runs looks up every pending message instead."""
     messages = status_model(sends, seed, timedelta(hours=settings.validity_hours))
     arriving, final_lost = reports(messages, seed, lost_share)
     requested: dict[str, datetime] = {}
@@ -190,7 +203,30 @@ def simulate_pushed(
     caught: list[timedelta] = []  # how long after its final state a lost final report was caught
     end = START + DAY + settings.give_up_after + TICK
     now, sent, reported = START, 0, 0
+
+    def plan(cursor: dict[str, datetime] | None) -> list[str]:
+        stored = [
+            PendingMessage(m.request_id, m.stored, m.sent, m.checked) for m in pending.values()
+        ]
+        return plan_status_checks(stored, now, settings, cursor, reports_pushed=True).due
+
+    def look_up(request_ids: list[str]) -> None:
+        for request_id in request_ids:
+            message = pending[request_id]
+            message.checked = now
+            message.look_ups += 1
+            status = message.status_at(now)
+            if status == FINAL:
+                message.known_final = True
+                caught.append(now - message.final)
+                del pending[request_id]
+                requested.pop(request_id, None)
+            else:
+                message.stored = status
+        calls[int((now - START) / timedelta(hours=1))] += len(request_ids)
+
     while now <= end:
+        before = sent
         while sent < sends and messages[sent].sent <= now:
             pending[messages[sent].request_id] = messages[sent]
             sent += 1
@@ -204,26 +240,15 @@ def simulate_pushed(
                 requested.pop(message.request_id, None)
             elif status == BUFFERED and message.stored == ACCEPTED:
                 message.stored = BUFFERED
-        plan = plan_status_checks(
-            [PendingMessage(m.request_id, m.stored, m.sent, m.checked) for m in pending.values()],
-            now,
-            settings,
-            requested,
-            reports_pushed=True,
-        )
-        for request_id in plan.due:
-            message = pending[request_id]
-            requested[request_id] = message.checked = now
-            message.look_ups += 1
-            status = message.status_at(now)
-            if status == FINAL:
-                message.known_final = True
-                caught.append(now - message.final)
-                del pending[request_id]
-                requested.pop(request_id)
-            else:
-                message.stored = status
-        calls[int((now - START) / timedelta(hours=1))] += len(plan.due)
+        # The status sensor: its cursor remembers what it requested.
+        due = plan(requested)
+        requested.update(dict.fromkeys(due, now))
+        look_up(due)
+        # sms_sent_sensor after a send, then the schedule on its minute; neither has a cursor.
+        if sent > before and not safety_nets_reconcile:
+            look_up(list(pending))
+        if (now - START) % STATUS_SCHEDULE == timedelta(0):
+            look_up(plan(None) if safety_nets_reconcile else list(pending))
         now += TICK
     minutes = sorted(delay / timedelta(minutes=1) for delay in caught)
     sent_reports = 2 * sends + sum(m.buffered is not None for m in messages)
@@ -265,10 +290,10 @@ def table(day: dict[str, Any]) -> list[str]:
         f"The plan makes {day['fewer_calls_than_every_tick']:.0f}x fewer calls than asking about "
         f"every pending message, and {day['calls_over_ideal']:.1f}x the ideal.",
     ]
-    return lines + pushed_table(day["pushed"])
+    return lines + pushed_table(day["pushed"], day["pushed_safety_nets_polling"])
 
 
-def pushed_table(pushed: dict[str, Any]) -> list[str]:
+def pushed_table(pushed: dict[str, Any], polling: dict[str, Any]) -> list[str]:
     # Lost final reports of messages that were BUFFERED are caught once their validity ends.
     caught = (
         f"{pushed['caught_within_an_hour']:,} within an hour of the final state; median "
@@ -277,16 +302,23 @@ def pushed_table(pushed: dict[str, Any]) -> list[str]:
         if pushed["caught"]
         else "none to catch"
     )
+    rows = (
+        ("everything reconciling overdue reports", pushed),
+        ("the sensor reconciling; schedule and sms_sent_sensor asking about all pending", polling),
+    )
     return [
         "",
         f"The same day with delivery reports pushed, {pushed['lost_share']:.0%} of them lost "
-        f"({pushed['lost']:,} of {pushed['reports']:,}):",
+        f"({pushed['lost']:,} of {pushed['reports']:,}), with the status sensor, the safety-net "
+        "schedule and sms_sent_sensor:",
         "",
         "| strategy | API calls | look-ups per message (mean / p95) | busiest hour |",
         "| --- | ---: | ---: | ---: |",
-        f"| the plan, reconciling overdue reports | {pushed['calls']:,} | "
-        f"{pushed['mean_per_message']:.3f} / {pushed['p95_per_message']} | "
-        f"{pushed['busiest_hour_calls']:,} |",
+        *(
+            f"| {label} | {s['calls']:,} | {s['mean_per_message']:.3f} / "
+            f"{s['p95_per_message']} | {s['busiest_hour_calls']:,} |"
+            for label, s in rows
+        ),
         "",
         f"Lost final reports: {pushed['final_reports_lost']:,}, caught by a look-up: "
         f"{pushed['caught']:,} ({caught}); messages never known final: "

@@ -277,6 +277,15 @@ def persistent_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
         yield dagster_instance
 
 
+@pytest.fixture
+def reports_pushed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a code location loaded with SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set: its
+    sensors and schedules read whether reports are pushed once, when it loads."""
+    from messaging_assets.defs import status_plan
+
+    monkeypatch.setattr(status_plan, "REPORTS_PUSHED", True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

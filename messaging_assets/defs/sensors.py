@@ -14,11 +14,13 @@ from dagster import (
     AutomationConditionSensorDefinition,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     EventLogEntry,
     RunRequest,
     RunsFilter,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -26,16 +28,18 @@ from dagster import (
     sensor,
 )
 
+from messaging_assets.defs import status_plan
 from messaging_assets.defs.assets import op_name
 from messaging_assets.defs.automation import AUTOMATION
 from messaging_assets.defs.delivery_summary import SUMMARY_KEY
 from messaging_assets.defs.jobs import DAILY_KEYS, STATUS_KEYS, message_status_job, pushed_data_job
-from messaging_assets.defs.status_plan import pending_messages, plan_status_checks
+from messaging_assets.defs.status_plan import PendingMessage, pending_messages, plan_status_checks
 from messaging_assets.defs.translator import asset_key
-from messaging_assets.defs.writers import free_dead_writers
+from messaging_assets.defs.writers import WRITER_POOL, free_dead_writers
 from messaging_assets.registry import SEND, STATUS
 from messaging_assets.source.pushed import landed_files, landing_url
 from messaging_assets.warehouse.connection import WarehouseUnavailable, read
+from messaging_assets.warehouse.destination import destination_type
 
 # Request ids shown in a status run's tags; its run config holds them all.
 TAGGED = 5
@@ -47,13 +51,23 @@ IN_FLIGHT = [
 ]
 
 
-def plans_statuses(instance: DagsterInstance, run_id: str) -> bool:
-    """Whether the run looks statuses up, whatever job or selection launched it: Dagster records
-    the planned materializations when it creates the run."""
+# The config a run of a job gets when it is launched with none, as a sensor's request launches it.
+DEFAULT_RUN_CONFIG = {job.name: job.config or {} for job in (message_status_job, pushed_data_job)}
+
+
+def looks_statuses_up(instance: DagsterInstance, run: DagsterRun) -> bool:
+    """Whether the run asks the API for statuses, whatever job or selection launched it: it plans
+    to materialize `messaging/messages` (Dagster records the planned materializations when it
+    creates the run) and its config does not turn look-ups off, as `pushed_data_job`'s does (it
+    only merges the landed reports)."""
     records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
-    return any(record.asset_key in STATUS_KEYS for record in records)
+    if not any(record.asset_key in STATUS_KEYS for record in records):
+        return False
+    config = run.run_config or DEFAULT_RUN_CONFIG.get(run.job_name, {})
+    op_config = config.get("ops", {}).get(op_name(STATUS.name), {}).get("config", {})
+    return op_config.get("look_up_statuses", True) is not False
 
 
 def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
@@ -61,8 +75,38 @@ def status_runs_in_flight(instance: DagsterInstance) -> list[str]:
     return [
         run.run_id
         for run in instance.get_runs(RunsFilter(statuses=IN_FLIGHT))
-        if plans_statuses(instance, run.run_id)
+        if looks_statuses_up(instance, run)
     ]
+
+
+def pending_or_skip(
+    context: SensorEvaluationContext | ScheduleEvaluationContext,
+) -> list[PendingMessage] | SkipReason:
+    """The stored messages that are not final, read from the warehouse, unless a status run is
+    already on its way or the warehouse cannot be read without harm now: then why not."""
+    # First, so that a status run that died is failed rather than waited for.
+    survey = free_dead_writers(context.instance)
+    for note in survey.freed:
+        context.log.warning(note)
+    in_flight = status_runs_in_flight(context.instance)
+    if in_flight:
+        return SkipReason(f"A status run is already queued or in progress: {', '.join(in_flight)}.")
+    silent = [writer for writer in survey.blocking if writer.silent]
+    if silent:
+        return SkipReason(silent[0].line())
+    # On DuckDB even a read-only open makes a writer's next open of the file fail; PostgreSQL
+    # lets readers and writers work side by side.
+    if survey.blocking and destination_type() == "duckdb":
+        holding = ", ".join(writer.run_id for writer in survey.blocking)
+        return SkipReason(
+            f"Run(s) {holding} hold the writers' pool {WRITER_POOL}: DuckDB lets no other process "
+            "open the file while a run writes it, so the warehouse is read at a later tick."
+        )
+    try:
+        with read() as warehouse:
+            return pending_messages(warehouse)
+    except WarehouseUnavailable as unavailable:
+        return SkipReason(str(unavailable))
 
 
 def _requested(cursor: str | None) -> dict[str, datetime]:
@@ -81,27 +125,9 @@ def _requested(cursor: str | None) -> dict[str, datetime]:
     ),
 )
 def pending_status_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-    # First, so that a status run that died is failed rather than waited for. On DuckDB even a
-    # read-only open would make a writer's next open of the file fail, so the sensor keeps away
-    # while a live run holds the writers' pool.
-    survey = free_dead_writers(context.instance)
-    for note in survey.freed:
-        context.log.warning(note)
-    in_flight = status_runs_in_flight(context.instance)
-    if in_flight:
-        return SkipReason(f"A status run is already queued or in progress: {', '.join(in_flight)}.")
-    silent = [writer for writer in survey.blocking if writer.silent]
-    if silent:
-        return SkipReason(silent[0].line())
-    if survey.blocking:
-        holding = ", ".join(writer.run_id for writer in survey.blocking)
-        return SkipReason(f"Run(s) {holding} are writing the warehouse.")
-    try:
-        with read() as warehouse:
-            pending = pending_messages(warehouse)
-    except WarehouseUnavailable as unavailable:
-        return SkipReason(str(unavailable))
-
+    pending = pending_or_skip(context)
+    if isinstance(pending, SkipReason):
+        return pending
     now = datetime.now(timezone.utc)
     requested = _requested(context.cursor)
     plan = plan_status_checks(pending, now, AUTOMATION, requested)
@@ -134,7 +160,10 @@ def _dump(requested: dict[str, datetime]) -> str:
     name="sms_sent_sensor",
     job=message_status_job,
     default_status=DefaultSensorStatus.RUNNING,
-    description="After a send lands in `messaging.sms`, looks its status up right away.",
+    description=(
+        "After a send lands in `messaging.sms`, looks its status up right away; with delivery "
+        "reports pushed, leaves it to its report."
+    ),
 )
 def sms_sent_sensor(
     context: SensorEvaluationContext, asset_event: EventLogEntry
@@ -143,7 +172,14 @@ def sms_sent_sensor(
     sent = materialization.metadata.get("sent") if materialization else None
     if not sent or not sent.value:
         return SkipReason(f"Run {asset_event.run_id} sent nothing.")
-    if plans_statuses(context.instance, asset_event.run_id):
+    if status_plan.REPORTS_PUSHED:
+        return SkipReason(
+            f"Run {asset_event.run_id} sent {sent.value} message(s) asking for delivery reports: "
+            "they are pushed, and pending_status_sensor looks a message up only once its report "
+            "is overdue."
+        )
+    sending = context.instance.get_run_by_id(asset_event.run_id)
+    if sending is not None and looks_statuses_up(context.instance, sending):
         return SkipReason(f"Run {asset_event.run_id} looked the new statuses up itself.")
     return RunRequest(run_key=f"sent-in-{asset_event.run_id}")
 

@@ -92,12 +92,15 @@ def plan_status_checks(
     now: datetime,
     settings: AutomationSettings,
     requested: Mapping[str, datetime] | None = None,
-    reports_pushed: bool = REPORTS_PUSHED,
+    reports_pushed: bool | None = None,
 ) -> StatusPlan:
     """Which pending messages are due at `now`. `requested` holds when a look-up was last
     requested per message (the sensor's cursor), so a run that failed does not bring the message
-    back before its interval is up. With `reports_pushed`, a message waits until its report is
-    overdue; look-ups before that moment do not count towards its back-off."""
+    back before its interval is up. With `reports_pushed` (by default REPORTS_PUSHED), a message
+    waits until its report is overdue; look-ups before that moment do not count towards its
+    back-off."""
+    if reports_pushed is None:
+        reports_pushed = REPORTS_PUSHED
     requested = requested or {}
     plan = StatusPlan()
     for message in pending:

@@ -26,6 +26,8 @@ from messaging_assets.defs.schedules import (
 from messaging_assets.defs.sensors import landed_files_sensor, messaging_automation_sensor
 from messaging_assets.sandbox import Sandbox
 from messaging_assets.settings import AutomationSettings, automation_settings
+from messaging_assets_tests.conftest import run_config
+from messaging_assets_tests.defs.test_sensors import SEND, status_schedule_tick
 
 REFERENCE = {AssetKey(["messaging", n]) for n in ("contacts", "phones", "registrations")}
 MESSAGES = AssetKey(["messaging", "messages"])
@@ -106,6 +108,53 @@ def test_status_schedule_run_with_nothing_pending_succeeds_without_calling_the_a
 
     assert result.success
     assert sandbox.requests == []
+
+
+def test_status_schedule_without_reports_pushed_requests_a_run_for_every_pending_message(
+    instance,
+):
+    (request,) = message_status_schedule.evaluate_tick(
+        build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime.now(timezone.utc)
+        )
+    ).run_requests
+
+    # No request ids in its config: the run asks about every stored message not yet final.
+    assert request.run_config == {}
+
+
+def test_status_schedule_with_reports_pushed_skips_while_no_report_is_overdue(
+    sandbox: Sandbox, run, instance, reports_pushed
+):
+    run("sms", config=run_config(sms=SEND))
+    (sent,) = sandbox.sent
+
+    result = message_status_schedule.evaluate_tick(
+        build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime.now(timezone.utc)
+        )
+    )
+
+    assert result.run_requests == []
+    assert result.skip_message.startswith(
+        f"No pending message is due for a status check. Next checks: {sent['requestId']} at "
+    )
+
+
+def test_status_schedule_with_reports_pushed_looks_up_only_messages_whose_report_is_overdue(
+    sandbox: Sandbox, run, instance, reports_pushed
+):
+    # Pending but dated 2024, long past validity: what the schedule used to ask about too.
+    run("messages", config=run_config(request_ids=sandbox.add_messages(1)))
+    run("sms", config=run_config(sms=SEND))
+    (sent,) = sandbox.sent
+
+    (request,) = status_schedule_tick(instance).run_requests
+    sandbox.reset()
+    run("messages", config=request.run_config)
+
+    assert request.tags["messaging/due_sample"] == sent["requestId"]
+    assert [r.path.rsplit("/", 1)[-1] for r in sandbox.requests] == [sent["requestId"]]
 
 
 def test_settings_come_from_dlt_config_environment_variables(monkeypatch):

@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,16 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    build_schedule_context,
     build_sensor_context,
 )
+from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from messaging_assets.definitions import defs
-from messaging_assets.defs.jobs import message_status_job, reference_data_job
+from messaging_assets.defs.automation import AUTOMATION
+from messaging_assets.defs.jobs import message_status_job, pushed_data_job
+from messaging_assets.defs.schedules import message_status_schedule
 from messaging_assets.defs.sensors import (
     dead_writer_sensor,
     landed_files_sensor,
@@ -30,6 +35,7 @@ from messaging_assets.defs.writers import WRITER_POOL, RunLife
 from messaging_assets.receiver.landing import DELIVERY_REPORTS, INBOUND_MESSAGES
 from messaging_assets.sandbox import Sandbox
 from messaging_assets_tests.conftest import (
+    Destination,
     Landing,
     Warehouse,
     both_destinations,
@@ -52,6 +58,31 @@ def tick(sensor, instance: DagsterInstance, cursor: str | None = None) -> Sensor
     return sensor.evaluate_tick(
         build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
     )
+
+
+def status_schedule_tick(instance: DagsterInstance) -> ScheduleExecutionData:
+    """The safety-net schedule's tick, once the report of a message sent now is overdue."""
+    at = datetime.now(timezone.utc) + AUTOMATION.report_overdue + timedelta(minutes=1)
+    return message_status_schedule.evaluate_tick(
+        build_schedule_context(instance=instance, scheduled_execution_time=at)
+    )
+
+
+@pytest.fixture(params=["pending_status_sensor", "message_status_schedule with reports pushed"])
+def status_tick(
+    request: pytest.FixtureRequest, instance: DagsterInstance
+) -> Callable[[], SensorExecutionData | ScheduleExecutionData]:
+    """What plans status look-ups: the status sensor, and with reports pushed the schedule too."""
+    if request.param == "pending_status_sensor":
+        return lambda: tick(pending_status_sensor, instance)
+    request.getfixturevalue("reports_pushed")
+    return lambda: status_schedule_tick(instance)
+
+
+def started(instance: DagsterInstance, job_name: str) -> str:
+    """A run of the job, in progress, as the daemon or a CLI creates it; its id."""
+    job = defs.resolve_job_def(job_name)
+    return instance.create_run_for_job(job, status=DagsterRunStatus.STARTED).run_id
 
 
 def test_status_sensors_run_by_default():
@@ -141,18 +172,30 @@ def test_pending_sensor_stops_polling_messages_past_validity(sandbox: Sandbox, r
     assert "1 message(s) past validity + margin are no longer polled" in result.skip_message
 
 
-def test_pending_sensor_waits_while_a_status_run_is_in_progress(sandbox: Sandbox, run, instance):
+def test_no_status_run_is_requested_while_one_is_in_progress(
+    sandbox: Sandbox, run, instance, status_tick
+):
     run("sms", config=run_config(sms=SEND))
-    started = instance.create_run_for_job(
-        defs.resolve_job_def(message_status_job.name), status=DagsterRunStatus.STARTED
-    )
+    in_progress = started(instance, message_status_job.name)
 
-    result = tick(pending_status_sensor, instance)
+    result = status_tick()
 
     assert result.run_requests == []
-    assert result.skip_message == (
-        f"A status run is already queued or in progress: {started.run_id}."
-    )
+    assert result.skip_message == f"A status run is already queued or in progress: {in_progress}."
+
+
+def test_a_run_that_only_merges_pushed_reports_does_not_hold_back_a_status_run(
+    sandbox: Sandbox, run, instance, status_tick
+):
+    run("sms", config=run_config(sms=SEND))
+    (sent,) = sandbox.sent
+    started(instance, pushed_data_job.name)
+
+    (request,) = status_tick().run_requests
+
+    assert request.run_config["ops"]["messaging_messages"]["config"]["request_ids"] == [
+        sent["requestId"]
+    ]
 
 
 def test_pending_sensor_skips_when_the_duckdb_file_does_not_exist(instance, duckdb_path: Path):
@@ -193,25 +236,32 @@ def test_pending_sensor_skips_while_another_process_writes(
     assert len(tick(pending_status_sensor, instance).run_requests) == 1
 
 
-def test_pending_sensor_keeps_off_the_warehouse_while_a_run_holds_the_writers_pool(
-    sandbox: Sandbox, run, instance
+@both_destinations
+def test_a_run_holding_the_writers_pool_keeps_status_planning_off_duckdb_only(
+    sandbox: Sandbox, run, instance, destination: Destination, status_tick
 ):
     run("sms", config=run_config(sms=SEND))
-    writing = instance.create_run_for_job(
-        defs.resolve_job_def(reference_data_job.name), status=DagsterRunStatus.STARTED
-    )
-    # What a run's load step does before it opens the file, this process being the run's.
-    life = RunLife(instance, writing.run_id)
+    writing = started(instance, pushed_data_job.name)
+    # What a run's load step does before it opens the warehouse, this process being the run's.
+    life = RunLife(instance, writing)
     try:
         instance.event_log_storage.claim_concurrency_slot(
-            WRITER_POOL, writing.run_id, "messaging_reference"
+            WRITER_POOL, writing, "messaging_messages"
         )
-        result = tick(pending_status_sensor, instance)
+        result = status_tick()
     finally:
         life.stop()
 
-    assert result.run_requests == []
-    assert result.skip_message == f"Run(s) {writing.run_id} are writing the warehouse."
+    if destination.name == "duckdb":
+        assert result.run_requests == []
+        assert result.skip_message == (
+            f"Run(s) {writing} hold the writers' pool {WRITER_POOL}: DuckDB lets no other "
+            "process open the file while a run writes it, so the warehouse is read at a later "
+            "tick."
+        )
+    else:
+        # PostgreSQL lets readers and writers work side by side.
+        assert len(result.run_requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -263,6 +313,20 @@ def test_sms_sent_sensor_skips_when_the_send_run_looked_statuses_up(
 
     assert result.run_requests == []
     assert result.skip_message == f"Run {both.run_id} looked the new statuses up itself."
+
+
+def test_sms_sent_sensor_leaves_a_send_to_its_pushed_report(
+    sandbox: Sandbox, run, instance, reports_pushed
+):
+    sending = run("sms", config=run_config(sms=SEND))
+
+    result = tick(sms_sent_sensor, instance)
+
+    assert result.run_requests == []
+    assert result.skip_message == (
+        f"Run {sending.run_id} sent 1 message(s) asking for delivery reports: they are pushed, "
+        "and pending_status_sensor looks a message up only once its report is overdue."
+    )
 
 
 def test_landed_files_sensor_requests_one_run_for_new_files_and_none_again_for_them(

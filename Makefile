@@ -46,7 +46,7 @@ lock: | $(UV)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	@$(UV) lock --check --offline --quiet $(UV_PYTHON_ARGS) || { echo "$(STALE_LOCK)" >&2; exit 1; }
-	$(UV_SYNC) --extra dev --extra postgres
+	$(UV_SYNC) --extra dev --extra postgres --extra s3
 	@touch $@
 
 install: $(VENV)/.installed
@@ -71,7 +71,7 @@ test-postgres: install
 # Fails rather than skips when the browser is missing: CI installs it (.ci/run).
 CHROMIUM ?= /usr/bin/chromium
 $(VENV)/.installed-ui: $(VENV)/.installed
-	$(UV_SYNC) --extra dev --extra postgres --extra ui
+	$(UV_SYNC) --extra dev --extra postgres --extra s3 --extra ui
 	@touch $@
 
 test-ui: $(VENV)/.installed-ui

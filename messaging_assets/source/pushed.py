@@ -6,7 +6,9 @@ and its incremental on `modification_date` passes on only the files modified sin
 file of the last load, less a lag (MESSAGING__AUTOMATION__LANDING_LAG_SECONDS). A file keeps the
 time it was written but appears only when it is renamed into place, after its flush: a file
 written a moment before another can appear after that one was loaded, and the lag reaches back
-for it. Files within the lag are read again, which is harmless: rows are inserted once per key
+for it. In a bucket an object is dated to the whole second by when its upload began, so the same
+holds there; objects of the newest second are told apart by dlt's incremental, which keeps their
+keys. Files within the lag are read again, which is harmless: rows are inserted once per key
 (dlt's insert-only merge), and a key that comes twice in one run is passed on once.
 
 Events the receiver could not read (`readable` false), and lines the loader cannot read, go to

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import receiver as bench_receiver
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.__main__ import main
 from messaging_assets.receiver.storage import ObjectStore
@@ -127,6 +128,15 @@ def test_an_object_name_already_taken_is_refused_not_overwritten(bucket: Bucket)
 
     stored = bucket.client().get_object(Bucket=bucket.name, Key=f"landing/inbound_messages/{name}")
     assert stored["Body"].read() == b"first\n"
+
+
+def test_the_bench_bucket_scenario_measures_the_receiver_on_a_bucket_and_a_folder():
+    figures = bench_receiver.bucket_scenario(events=200, repeats=1)
+
+    assert figures["folder"]["files"]["median"] >= 1
+    assert figures["bucket"]["files"]["median"] >= 1
+    assert figures["bucket"]["ratio"]["median"] > 0
+    assert "| bucket (S3, moto) |" in "\n".join(bench_receiver.bucket_table(figures))
 
 
 def test_a_bucket_without_credentials_is_one_line_naming_the_variables(monkeypatch, capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import bucket_load as bench_bucket_load
 from bench import receiver as bench_receiver
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.__main__ import main
@@ -137,6 +138,15 @@ def test_the_bench_bucket_scenario_measures_the_receiver_on_a_bucket_and_a_folde
     assert figures["bucket"]["files"]["median"] >= 1
     assert figures["bucket"]["ratio"]["median"] > 0
     assert "| bucket (S3, moto) |" in "\n".join(bench_receiver.bucket_table(figures))
+
+
+@pytest.mark.e2e
+def test_the_bench_loads_the_same_landed_reports_from_a_bucket_and_a_folder():
+    figures = bench_bucket_load.scenario(reports=300, per_file=100, repeats=1)
+
+    assert figures["files"] == 3
+    assert figures["bucket"]["ratio"]["median"] > 0
+    assert "| bucket (S3, moto) |" in "\n".join(bench_bucket_load.table(figures))
 
 
 def test_a_bucket_without_credentials_is_one_line_naming_the_variables(monkeypatch, capsys):

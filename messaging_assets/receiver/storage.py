@@ -86,6 +86,11 @@ def is_local(url: str) -> bool:
     return FilesystemConfiguration.parse_protocol(url) == "file"
 
 
+def shown(url: str) -> str:
+    """The landing zone's URL as logs and errors show it: a password in it is masked (dlt's)."""
+    return str(FilesystemConfiguration(bucket_url=url))
+
+
 def landing_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem of the landing zone at `url` and the zone's path in it, with
     credentials the dlt way (FILESYSTEM_SECTIONS); SettingError naming the variables dlt looked
@@ -103,7 +108,7 @@ def landing_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
             if lookups
         ]
         raise SettingError(
-            f"the landing zone {url} needs credentials: {', '.join(wanted) or 'none found'} "
+            f"the landing zone {shown(url)} needs credentials: {', '.join(wanted) or 'none found'} "
             "not set (nor in .dlt/secrets.toml, nor the store's own default chain, e.g. "
             "AWS_ACCESS_KEY_ID or an instance role)."
         ) from None
@@ -113,15 +118,15 @@ def landing_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
 class ObjectStore:
     """Landed files as objects: each written with one PUT of the whole file, answered only once
     the store holds it. There is no temporary name and no rename: an object is either there
-    whole or not at all. Where the store can (S3's If-None-Match), the PUT creates only: a name
-    that exists already, another receiver's, is refused rather than overwritten."""
+    whole or not at all. The PUT creates only: on S3 (If-None-Match) the store refuses a name that
+    exists already, another receiver's, rather than overwrite it; elsewhere fsspec looks first."""
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         self.filesystem, self.root = landing_filesystem(self.url)
 
     def __str__(self) -> str:
-        return self.url
+        return shown(self.url)
 
     def write(self, folder: str, name: str, data: bytes) -> None:
         self.filesystem.pipe_file(f"{self.root}/{folder}/{name}", data, mode="create")

@@ -84,6 +84,18 @@ def test_reports_and_inbound_messages_load_from_a_bucket_once_each(
     assert warehouse.scalar("SELECT count(*) FROM messaging.inbound_messages") == 1
 
 
+def test_the_bucket_secret_is_in_no_event_of_a_run_that_loaded_from_it(
+    run, bucket: Bucket, bucket_landed: Landing, instance
+):
+    bucket_landed.land(DELIVERY_REPORTS, report("r-1", "DELIVERED"))
+
+    result = run("delivery_reports")
+
+    records = instance.get_records_for_run(result.run_id).records
+    assert any(r.event_log_entry.dagster_event_type == "ASSET_MATERIALIZATION" for r in records)
+    assert bucket.secret not in repr([r.event_log_entry for r in records])
+
+
 @pytest.mark.parametrize(("gap", "lag"), LATE)
 def test_an_object_that_appears_late_is_loaded_by_the_next_run_once(
     run, bucket: Bucket, bucket_landed: Landing, warehouse: Warehouse, monkeypatch, gap, lag

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.exceptions import MissingDependencyException
 from dlt.common.storages.configuration import FilesystemConfiguration
 from dlt.common.storages.fsspec_filesystem import fsspec_from_config
 from fsspec import AbstractFileSystem
@@ -93,12 +94,14 @@ def shown(url: str) -> str:
 
 def landing_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem of the landing zone at `url` and the zone's path in it, with
-    credentials the dlt way (FILESYSTEM_SECTIONS); SettingError naming the variables dlt looked
-    in first when they are missing. No credential is ever part of the message."""
+    credentials the dlt way (FILESYSTEM_SECTIONS). SettingError when the credentials are missing
+    (naming the variables dlt looked in first) or the store's filesystem is not installed; no
+    credential is ever part of the message."""
     try:
         config = resolve_configuration(
             FilesystemConfiguration(bucket_url=url), sections=FILESYSTEM_SECTIONS
         )
+        return fsspec_from_config(config)
     except ConfigFieldMissingException as error:
         # dlt's lookups per missing field of the credentials, most specific first.
         wanted = [
@@ -112,7 +115,13 @@ def landing_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
             "not set (nor in .dlt/secrets.toml, nor the store's own default chain, e.g. "
             "AWS_ACCESS_KEY_ID or an instance role)."
         ) from None
-    return fsspec_from_config(config)
+    except MissingDependencyException as error:
+        raise SettingError(
+            f"the landing zone {shown(url)} needs fsspec's "
+            f"{FilesystemConfiguration.parse_protocol(url)}:// filesystem, not installed: pip "
+            f"install {' '.join(error.dependencies)} (for s3:// the project's `s3` extra, which "
+            "`make install` installs)."
+        ) from None
 
 
 class ObjectStore:

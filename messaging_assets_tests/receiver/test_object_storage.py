@@ -168,3 +168,20 @@ def test_a_bucket_without_credentials_is_one_line_naming_the_variables(monkeypat
         ".dlt/secrets.toml, nor the store's own default chain, e.g. AWS_ACCESS_KEY_ID or an "
         "instance role).\n"
     )
+
+
+def test_a_store_whose_filesystem_is_not_installed_is_one_line_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__LANDING_URL", "az://container/landing")
+    credentials = "SOURCES__MESSAGING__FILESYSTEM__CREDENTIALS__"
+    monkeypatch.setenv(f"{credentials}AZURE_STORAGE_ACCOUNT_NAME", "account")
+    monkeypatch.setenv(f"{credentials}AZURE_STORAGE_ACCOUNT_KEY", "a-key-never-shown")
+
+    assert main([]) == 1
+
+    said = capsys.readouterr().err
+    assert said == (
+        "messaging receiver: the landing zone az://container/landing needs fsspec's az:// "
+        "filesystem, not installed: pip install dlt[az] (for s3:// the project's `s3` extra, "
+        "which `make install` installs).\n"
+    )

@@ -24,7 +24,7 @@ RECEIVER_ENV := SOURCES__MESSAGING__RECEIVER__PUBLIC_URL=$(RECEIVER_URL) \
 DEMO_PUSHES := --accepted-after 0.2 --changed-after 1 --expired-after 5 --retry-every 1
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
-.PHONY: install lock test test-fast test-postgres test-ui lint demo dev sandbox receiver clean bench
+.PHONY: install lock test test-fast test-postgres test-s3 test-ui lint demo dev sandbox receiver clean bench
 
 # .venv is installed from uv.lock, exactly: what the lock says, nothing resolved anew. uv itself
 # comes from the package index into .uv/<version>/, so a fresh clone needs only Python and make.
@@ -46,7 +46,7 @@ lock: | $(UV)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	@$(UV) lock --check --offline --quiet $(UV_PYTHON_ARGS) || { echo "$(STALE_LOCK)" >&2; exit 1; }
-	$(UV_SYNC) --extra dev --extra postgres
+	$(UV_SYNC) --extra dev --extra postgres --extra s3
 	@touch $@
 
 install: $(VENV)/.installed
@@ -67,11 +67,17 @@ test-fast: install
 test-postgres: install
 	.ci/postgres $(BIN)/python -m pytest -m postgres
 
+# The `s3` tests alone, next to a throw-away S3-compatible server (.ci/s3 starts moto's, which the
+# dev extra installs, and stops it afterwards). `make test` runs them too when MESSAGING_TEST_S3
+# is set: `.ci/s3 make test`.
+test-s3: install
+	.ci/s3 $(BIN)/python -m pytest -m s3
+
 # The web UI in headless Chromium (Debian's `chromium`; Playwright never downloads a browser).
 # Fails rather than skips when the browser is missing: CI installs it (.ci/run).
 CHROMIUM ?= /usr/bin/chromium
 $(VENV)/.installed-ui: $(VENV)/.installed
-	$(UV_SYNC) --extra dev --extra postgres --extra ui
+	$(UV_SYNC) --extra dev --extra postgres --extra s3 --extra ui
 	@touch $@
 
 test-ui: $(VENV)/.installed-ui

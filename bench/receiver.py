@@ -2,6 +2,7 @@
 keep-alive clients, next to a floor in the same run.
 
     python -m bench.receiver [--events 6000] [--clients 20] [--repeats 3] [--commit-window-ms MS]
+    python -m bench.receiver bucket [--events 6000] [--clients 20] [--repeats 3]
 
 The floor is a bare Starlette app on uvicorn that writes each body to its own new file, fsyncs it
 and its folder, and only then answers: durability one request at a time, with nothing else (no
@@ -10,6 +11,11 @@ with `http.client`, one keep-alive connection each, every event a distinct deliv
 Within a repeat the floor and the receiver run back to back and the ratio is taken there; the
 figures are medians over repeats. After each run the landed files are read back: every
 acknowledged event must be there.
+
+`bucket` measures the receiver landing in a bucket of an S3-compatible server (moto's, started
+here on 127.0.0.1, in memory) next to the same receiver landing in a local folder, back to back
+in each repeat: what a PUT per file costs against a flush and rename per file. moto is a Python
+test server, not S3: the ratio bounds the receiver's own overhead on object storage from below.
 
 The two servers are started by this module too: ``python -m bench.receiver floor --port P
 --folder D`` and ``python -m bench.receiver load --url URL ...`` (the clients).
@@ -244,29 +250,78 @@ def run_floor(work: Path, run: str, events: int, clients: int) -> dict[str, Any]
 
 
 def run_receiver(
-    work: Path, run: str, events: int, clients: int, window_ms: float | None
+    work: Path,
+    run: str,
+    events: int,
+    clients: int,
+    window_ms: float | None,
+    bucket: Bucket | None = None,
 ) -> dict[str, Any]:
+    """The receiver under load, landing in a folder of `work`, or in `bucket`."""
     folder = work / "landing"
     port = _free_port()
     token = secrets.token_urlsafe(32)
     settings = {
         "SOURCES__MESSAGING__RECEIVER__TOKEN": token,
         "SOURCES__MESSAGING__RECEIVER__LANDING_URL": str(folder),
+        **(bucket.settings() if bucket else {}),
     }
     if window_ms is not None:
         settings["SOURCES__MESSAGING__RECEIVER__COMMIT_WINDOW_MS"] = str(window_ms)
     cmd = [PYTHON, "-m", "messaging_assets.receiver", "--port", str(port)]
-    with server(cmd, port, _env(**settings), work / "receiver.log"):
+    log = work / ("receiver-bucket.log" if bucket else "receiver.log")
+    with server(cmd, port, _env(**settings), log):
         url = f"http://127.0.0.1:{port}/{token}/delivery-reports"
         figures = _load_process(url, run, events, clients)
-    files = landing.list_files(folder, landing.DELIVERY_REPORTS)
-    events = [event for path in files for event in landing.read_file(path)]
-    landed = {json.loads(event.body)["requestId"] for event in events if event.readable}
+    if bucket:
+        files = bucket.files()
+    else:
+        files = [path.read_bytes() for path in landing.list_files(folder, landing.DELIVERY_REPORTS)]
+    lines = [line for data in files for line in data.split(b"\n")[:-1]]
+    parsed = [landing.parse_line(line, "-", number) for number, line in enumerate(lines, 1)]
+    landed = {json.loads(event.body)["requestId"] for event in parsed if event.readable}
     if len(landed) < figures["acked"]:
         raise SystemExit(f"receiver: {len(landed)} landed of {figures['acked']} acknowledged")
     figures["files"] = len(files)
-    figures["events_per_file"] = len(events) / len(files)
+    figures["events_per_file"] = len(lines) / len(files)
     return figures
+
+
+class Bucket:
+    """A bucket of its own on moto's S3 server, and the receiver's settings that point at it."""
+
+    def __init__(self, endpoint: str, name: str) -> None:
+        import boto3
+
+        self.endpoint, self.name = endpoint, name
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench-secret",
+            region_name="us-east-1",
+        )
+        self.client.create_bucket(Bucket=name)
+
+    def settings(self) -> dict[str, str]:
+        credentials = "SOURCES__MESSAGING__FILESYSTEM__CREDENTIALS__"
+        return {
+            "SOURCES__MESSAGING__RECEIVER__LANDING_URL": f"s3://{self.name}/landing",
+            f"{credentials}AWS_ACCESS_KEY_ID": "bench",
+            f"{credentials}AWS_SECRET_ACCESS_KEY": "bench-secret",
+            f"{credentials}ENDPOINT_URL": self.endpoint,
+            f"{credentials}REGION_NAME": "us-east-1",
+        }
+
+    def files(self) -> list[bytes]:
+        """Every landed delivery-report object's bytes."""
+        prefix = f"landing/{landing.DELIVERY_REPORTS}/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        )
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        keys = [key for key in keys if landing.is_landed_file(key.rsplit("/", 1)[1])]
+        return [self.client.get_object(Bucket=self.name, Key=key)["Body"].read() for key in keys]
 
 
 def scenario(
@@ -299,6 +354,71 @@ def scenario(
         [r["per_s"] / f["per_s"] for r, f in zip(runs["receiver"], runs["floor"], strict=True)]
     )
     return summary
+
+
+def bucket_scenario(events: int, repeats: int, clients: int = CLIENTS) -> dict[str, Any]:
+    """The receiver landing in a local folder and in a bucket of moto's S3 server, back to back
+    in each repeat; medians, and the bucket's rate over the folder's pair by pair."""
+    runs: dict[str, list[dict[str, Any]]] = {"folder": [], "bucket": []}
+    with tempfile.TemporaryDirectory(prefix="bench-receiver-bucket-") as tmp:
+        port = _free_port()
+        moto = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        with server(moto, port, _env(), Path(tmp) / "moto.log"):
+            for repeat in range(repeats):
+                work = Path(tmp) / str(repeat)
+                work.mkdir()
+                run = secrets.token_hex(4)
+                bucket = Bucket(f"http://127.0.0.1:{port}", f"bench-{run}")
+                runs["folder"].append(run_receiver(work, run, events, clients, None))
+                runs["bucket"].append(run_receiver(work, run, events, clients, None, bucket))
+                for kind, figures in runs.items():
+                    print(
+                        f"  receiver to a {kind} #{repeat + 1}: {figures[-1]['per_s']:7.0f}/s  "
+                        f"p50 {figures[-1]['p50_ms']:.1f} ms  p99 {figures[-1]['p99_ms']:.1f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    summary: dict[str, Any] = {"events": events, "clients": clients, "repeats": repeats}
+    for kind, figures in runs.items():
+        summary[kind] = {
+            key: stats([f[key] for f in figures])
+            for key in ("per_s", "p50_ms", "p99_ms", "files", "events_per_file")
+        }
+    summary["bucket"]["ratio"] = stats(
+        [b["per_s"] / f["per_s"] for b, f in zip(runs["bucket"], runs["folder"], strict=True)]
+    )
+    return summary
+
+
+def bucket_table(results: dict[str, Any]) -> list[str]:
+    ratio = results["bucket"]["ratio"]
+    lines = [
+        "",
+        f"Receiver into a bucket: {results['events']:,} delivery reports per run from "
+        f"{results['clients']} keep-alive clients, {results['repeats']} repeat(s); every "
+        "acknowledgement durable (a local folder: flush and rename; a bucket of moto's S3 "
+        "server on 127.0.0.1: one PUT per file)",
+        "",
+        "| landing zone | acks/s | p50 | p99 | files | events per file | acks/s ratio to folder |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, key, versus in (
+        ("local folder", "folder", ""),
+        (
+            "bucket (S3, moto)",
+            "bucket",
+            f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+        ),
+    ):
+        entry = results[key]
+        per_s = entry["per_s"]
+        lines.append(
+            f"| {label} | {per_s['median']:,.0f} ({per_s['min']:,.0f}-{per_s['max']:,.0f}) "
+            f"| {entry['p50_ms']['median']:.1f} ms | {entry['p99_ms']['median']:.1f} ms "
+            f"| {entry['files']['median']:,.0f} | {entry['events_per_file']['median']:.1f} "
+            f"| {versus} |"
+        )
+    return lines
 
 
 def table(results: dict[str, Any]) -> list[str]:
@@ -336,7 +456,9 @@ def table(results: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.receiver")
-    parser.add_argument("role", nargs="?", choices=("bench", "floor", "load"), default="bench")
+    parser.add_argument(
+        "role", nargs="?", choices=("bench", "bucket", "floor", "load"), default="bench"
+    )
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--repeats", type=int, default=3)
@@ -350,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_floor(args.port, args.folder)
     elif args.role == "load":
         print(json.dumps(load(args.url, args.run, args.events, args.clients)))
+    elif args.role == "bucket":
+        print("\n".join(bucket_table(bucket_scenario(args.events, args.repeats, args.clients))))
     else:
         results = scenario(args.events, args.repeats, args.clients, args.commit_window_ms)
         print("\n".join(table(results)))

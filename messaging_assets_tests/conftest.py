@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,9 +18,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import boto3
 import duckdb
 import psycopg2
 import pytest
@@ -35,7 +37,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from messaging_assets.defs.writers import TOOK
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.bodies import problem
-from messaging_assets.receiver.storage import LocalFolder
+from messaging_assets.receiver.storage import open_storage
 from messaging_assets.sandbox import SHAPES, Sandbox
 from messaging_assets.warehouse import sql
 
@@ -49,6 +51,10 @@ END_TO_END = Path(__file__).resolve().parent / "end_to_end"
 # with .ci/postgres and sets it. Without it those tests are skipped; with it they never are.
 POSTGRES_DSN = "MESSAGING_TEST_POSTGRES"
 NO_POSTGRES = f"no PostgreSQL: set {POSTGRES_DSN}, as .ci/run does (.ci/postgres make test)"
+# The S3-compatible server the `s3` tests use (an endpoint URL); .ci/run starts moto's with .ci/s3
+# and sets it. Without it those tests are skipped, except in CI (CI=true), where they fail.
+S3_ENDPOINT = "MESSAGING_TEST_S3"
+NO_S3 = f"no S3-compatible server: set {S3_ENDPOINT}, as .ci/run does (.ci/s3 make test)"
 # Everything the project writes to PostgreSQL: the dataset (send journal and dlt's state
 # included) and dlt's staging copy of it.
 POSTGRES_SCHEMAS = ("messaging", "messaging_staging")
@@ -172,6 +178,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if "postgres" in item.keywords and not os.environ.get(POSTGRES_DSN):
             item.add_marker(pytest.mark.skip(reason=NO_POSTGRES))
+        if "s3" in item.keywords and not os.environ.get(S3_ENDPOINT) and not in_ci():
+            item.add_marker(pytest.mark.skip(reason=NO_S3))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def point_at(api: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,9 +391,10 @@ def warehouse(destination: Destination) -> Warehouse:
 @dataclass
 class Landing:
     """The receiver's landing zone in a test: files written as the receiver writes them, with
-    its own helpers (names, lines, the atomic write) and its own judgement of each body."""
+    its own helpers (names, lines, the atomic write or PUT) and its own judgement of each body.
+    `root` is a folder, or a bucket URL (a PurePosixPath of the object is returned then)."""
 
-    root: Path
+    root: Path | str
     receiver: str = field(default_factory=landing.receiver_id)
     sequence: int = 0
 
@@ -406,7 +419,9 @@ class Landing:
         """A landed file holding `data` as it is, whatever it holds."""
         self.sequence += 1
         name = landing.file_name(when, self.receiver, self.sequence)
-        LocalFolder(self.root, landing.ENDPOINTS).write(endpoint, name, data)
+        open_storage(str(self.root), landing.ENDPOINTS).write(endpoint, name, data)
+        if isinstance(self.root, str):
+            return PurePosixPath(endpoint, name)
         return self.root / endpoint / name
 
 
@@ -416,6 +431,81 @@ def landed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Landing:
     root = tmp_path / "landing"
     monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__LANDING_URL", str(root))
     return Landing(root)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A bucket of its own on the test's S3-compatible server, versioned, with the project
+    pointed at it the dlt way (LANDING_URL, and the filesystem credentials with ENDPOINT_URL)."""
+
+    name: str
+    endpoint: str
+    secret: str  # the test's secret access key: it must show up nowhere
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.name}/landing"
+
+    def env(self) -> dict[str, str]:
+        credentials = "SOURCES__MESSAGING__FILESYSTEM__CREDENTIALS__"
+        return {
+            "SOURCES__MESSAGING__RECEIVER__LANDING_URL": self.url,
+            f"{credentials}AWS_ACCESS_KEY_ID": "testing",
+            f"{credentials}AWS_SECRET_ACCESS_KEY": self.secret,
+            f"{credentials}ENDPOINT_URL": self.endpoint,
+            f"{credentials}REGION_NAME": "us-east-1",
+        }
+
+    def client(self) -> Any:
+        """boto3's client, for what the project never does: versions, delete markers."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
+
+    def objects(self, endpoint: str) -> dict[str, datetime]:
+        """Every object under the endpoint's prefix (its name) and its LastModified."""
+        listed = self.client().list_objects_v2(Bucket=self.name, Prefix=f"landing/{endpoint}/")
+        return {o["Key"].rsplit("/", 1)[1]: o["LastModified"] for o in listed.get("Contents", [])}
+
+    def read(self, endpoint: landing.Endpoint) -> list[landing.LandedEvent]:
+        """Every landed event of the endpoint, object by object in name order."""
+        client = self.client()
+        events = []
+        for name in sorted(self.objects(endpoint)):
+            data = client.get_object(Bucket=self.name, Key=f"landing/{endpoint}/{name}")
+            lines = data["Body"].read().split(b"\n")[:-1]
+            events += [landing.parse_line(line, name, n) for n, line in enumerate(lines, 1)]
+        return events
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    endpoint = os.environ.get(S3_ENDPOINT)
+    if not endpoint:
+        pytest.fail(f"{NO_S3}; CI=true, so the s3 tests must not be skipped")
+    return endpoint
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """A fresh versioned bucket, the project's landing zone and credentials pointed at it."""
+    made = Bucket(f"landing-{secrets.token_hex(6)}", s3_endpoint, secrets.token_urlsafe(24))
+    client = made.client()
+    client.create_bucket(Bucket=made.name)
+    client.put_bucket_versioning(Bucket=made.name, VersioningConfiguration={"Status": "Enabled"})
+    for name, value in made.env().items():
+        monkeypatch.setenv(name, value)
+    return made
+
+
+@pytest.fixture
+def bucket_landed(bucket: Bucket) -> Landing:
+    """A landing zone in a bucket of its own, written as the receiver writes it there."""
+    return Landing(bucket.url)
 
 
 def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] = ()) -> dict:

@@ -13,7 +13,7 @@ from messaging_assets.receiver.app import PATHS
 from messaging_assets.receiver.landing import ENDPOINTS
 from messaging_assets.receiver.server import serve
 from messaging_assets.receiver.settings import ReceiverSettings, receiver_settings
-from messaging_assets.receiver.storage import LocalFolder
+from messaging_assets.receiver.storage import open_storage
 from messaging_assets.settings import SettingError, variable
 
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(urls(settings)))
             return 0
         try:
-            storage = LocalFolder(settings.landing, ENDPOINTS)
+            storage = open_storage(settings.landing_url, ENDPOINTS)
         except OSError as error:
             raise SettingError(
                 f"{variable(settings.SECTIONS, 'landing_url')}={settings.landing_url!r}: "

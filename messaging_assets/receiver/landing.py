@@ -8,7 +8,8 @@ which reads it into the warehouse.
 underscore, its pid), `sequence` that process's count of files (6 digits or more). A file is
 written whole, flushed to disk and only then renamed into place: it is never appended to or
 changed. While it is being written its name starts with `.` and ends with `.tmp`; such names, and
-any other name that is not a landed file's, are not data.
+any other name that is not a landed file's, are not data. In a bucket (`s3://...`) a file is one
+object, put whole with one create-only PUT, under its final name from the start.
 
 Each line is one event, a JSON object in ASCII:
 

@@ -10,15 +10,16 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.configuration import configspec
 from dlt.common.configuration.exceptions import ValueNotSecretException
+from dlt.common.storages.configuration import FilesystemConfiguration
 from dlt.common.typing import TSecretStrValue
 
+from messaging_assets.receiver.storage import is_local
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import Checked, SettingError, resolve, variable
 
@@ -26,7 +27,8 @@ MIN_TOKEN_LENGTH = 32
 # The token is a path segment of the URLs: only characters a URL carries as they are (RFC 3986's
 # unreserved characters), so that the provider sends exactly what was registered.
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# The object stores dlt's filesystem authenticates (its credentials per scheme).
+OBJECT_STORES = tuple(FilesystemConfiguration.PROTOCOL_CREDENTIALS)
 MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # The URL path segment of each endpoint, after the token.
 DELIVERY_REPORTS_PATH = "delivery-reports"
@@ -46,7 +48,8 @@ class ReceiverSettings(Checked):
     # send asks the provider to post its delivery reports there, and status look-ups only
     # reconcile (messaging_assets.defs.status_plan).
     public_url: str | None = None
-    # Where landed files go: a local folder, relative to where the receiver runs.
+    # Where landed files go: a local folder, relative to where the receiver runs, or a bucket
+    # (s3://bucket/prefix), with credentials the dlt way (storage.FILESYSTEM_SECTIONS).
     landing_url: str = "data/landing"
     # The provider's bodies are a few kilobytes; anything far larger is not one of them.
     max_body_bytes: int = 65536
@@ -94,10 +97,19 @@ class ReceiverSettings(Checked):
 
     def rules(self) -> list[tuple[str, str]]:
         broken = []
-        if not self.landing_url.strip():
+        url = self.landing_url.strip()
+        if not url:
             broken.append(("landing_url", "expected a folder, e.g. data/landing"))
-        elif _SCHEME.match(self.landing_url) and not self.landing_url.startswith("file://"):
-            broken.append(("landing_url", "expected a local folder (object storage comes later)"))
+        elif not is_local(url) and (
+            urlsplit(url).scheme not in OBJECT_STORES or not urlsplit(url).netloc
+        ):
+            broken.append(
+                (
+                    "landing_url",
+                    "expected a local folder or a bucket URL, e.g. s3://bucket/landing (schemes: "
+                    f"{', '.join(OBJECT_STORES)})",
+                )
+            )
         for name in ("max_body_bytes", "max_concurrency"):
             if getattr(self, name) < 1:
                 broken.append((name, "expected a whole number of 1 or more"))
@@ -113,10 +125,6 @@ class ReceiverSettings(Checked):
     def tokens(self) -> tuple[str, ...]:
         """The tokens the door opens for: the current one, and the previous one if set."""
         return tuple(t for t in (self.token, self.previous_token) if t)
-
-    @property
-    def landing(self) -> Path:
-        return Path(self.landing_url.removeprefix("file://"))
 
     def base_url(self) -> str:
         """The public base URL, checked (`urls` and the sends need it; serving does not)."""

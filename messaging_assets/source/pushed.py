@@ -6,7 +6,9 @@ and its incremental on `modification_date` passes on only the files modified sin
 file of the last load, less a lag (MESSAGING__AUTOMATION__LANDING_LAG_SECONDS). A file keeps the
 time it was written but appears only when it is renamed into place, after its flush: a file
 written a moment before another can appear after that one was loaded, and the lag reaches back
-for it. Files within the lag are read again, which is harmless: rows are inserted once per key
+for it. In a bucket an object is dated to the whole second by when its upload began, so the same
+holds there; objects of the newest second are told apart by dlt's incremental, which keeps their
+keys. Files within the lag are read again, which is harmless: rows are inserted once per key
 (dlt's insert-only merge), and a key that comes twice in one run is passed on once.
 
 Events the receiver could not read (`readable` false), and lines the loader cannot read, go to
@@ -19,17 +21,16 @@ import base64
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import dlt
-from dlt.common.storages.configuration import FilesystemConfiguration
-from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
+from dlt.common.storages.fsspec_filesystem import FileItemDict, glob_files
 from dlt.extract.resource import DltResource
 from dlt.sources.filesystem import filesystem
 
 from messaging_assets import column_hints
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.settings import ReceiverSettings
+from messaging_assets.receiver.storage import landing_filesystem
 from messaging_assets.registry import (
     INSERT_ONLY,
     PUSHED,
@@ -46,9 +47,9 @@ LANDING_URL = "sources.messaging.receiver.landing_url"
 
 def landing_url() -> str:
     """The landing zone: the receiver's `landing_url`, read as the receiver reads it (a folder,
-    relative to where the process runs, `file://` optional). dlt's filesystem source reads
-    fsspec URLs too (s3://, gs://, with credentials the dlt way) for when the receiver writes
-    there."""
+    relative to where the process runs, `file://` optional, or a bucket URL such as
+    s3://bucket/prefix). Its credentials are dlt's filesystem source's own
+    (SOURCES__MESSAGING__FILESYSTEM__CREDENTIALS__...), which the receiver reads too."""
     url = str(dlt.config.get(LANDING_URL) or ReceiverSettings.landing_url)
     return url.removeprefix("file://")
 
@@ -60,10 +61,8 @@ def landed_glob(endpoint: str) -> str:
 
 def landed_files(url: str) -> list[tuple[str, datetime]]:
     """(path under the landing zone, modification time) of every pushed endpoint's landed file,
-    listed as dlt's filesystem source lists them for the loader. Without credentials: enough for
-    a local folder; object storage would need the loader's here too."""
-    protocol = "file" if FilesystemConfiguration.is_local_path(url) else urlsplit(url).scheme
-    client, _ = fsspec_filesystem(protocol)
+    listed as dlt's filesystem source lists them for the loader, with the same credentials."""
+    client, _ = landing_filesystem(url)
     return [
         (item["relative_path"], item["modification_date"])
         for endpoint in PUSHED

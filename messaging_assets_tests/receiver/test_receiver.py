@@ -526,7 +526,8 @@ def test_the_receiver_refuses_to_start_where_it_cannot_write(monkeypatch, capsys
         ("max_body_bytes", "lots", "MAX_BODY_BYTES='lots': expected a whole number"),
         ("read_timeout_seconds", "0", "READ_TIMEOUT_SECONDS=0.0: expected a number of seconds"),
         ("commit_window_ms", "5000", "COMMIT_WINDOW_MS=5000.0: expected milliseconds from 0"),
-        ("landing_url", "s3://bucket/landing", "LANDING_URL='s3://bucket/landing': expected a"),
+        ("landing_url", "ftp://host/landing", "LANDING_URL='ftp://host/landing': expected a"),
+        ("landing_url", "s3:///landing", "LANDING_URL='s3:///landing': expected a local folder"),
     ],
 )
 def test_a_wrong_receiver_setting_is_one_line_naming_it(monkeypatch, name, value, said):

@@ -4,6 +4,7 @@ whatever files they came in and whenever those files appeared."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -286,3 +287,36 @@ def test_after_a_value_kept_aside_later_runs_load_what_lands_next(
         "SELECT request_id, total_price, total_price__v_decimal FROM messaging.inbound_messages "
         "ORDER BY 1"
     ) == [("in-next", Decimal("-0.005000"), None), ("in-odd", None, "1E-7")]
+
+
+@both_destinations
+def test_an_event_no_table_can_hold_goes_to_unreadable_events_not_the_load(
+    run, receiver_process: Receiver, warehouse: Warehouse
+):
+    # PostgreSQL's text takes no NUL; dlt names no column after a blank field name.
+    escaped = posted({**INBOUND, "requestId": "in-nul"}, message='"a\\u0000b"')
+    raw = b'{"requestId": "in-raw\x00"}'
+    blank = posted({**INBOUND, "requestId": "in-blank", " ": 1})
+    for body in (escaped, raw, blank, json.dumps(INBOUND).encode()):
+        assert receiver_process.post("inbound-messages", body).status == 204
+
+    result = run("inbound_messages")
+
+    assert warehouse.rows("SELECT request_id FROM messaging.inbound_messages") == [("in-1",)]
+    loader = "readable to the receiver, not to the loader: "
+    assert warehouse.rows(
+        "SELECT problem, body, body_base64 FROM messaging.unreadable_events ORDER BY received_at"
+    ) == [
+        (
+            f"{loader}a string holds U+0000 (NUL), which PostgreSQL cannot store as text",
+            escaped.decode(),
+            None,
+        ),
+        (
+            "not JSON: Invalid control character at line 1 column 22",
+            None,
+            base64.b64encode(raw).decode(),
+        ),
+        (f'{loader}a field without a name (" ")', blank.decode(), None),
+    ]
+    assert not check(result, "inbound_messages", "no_recent_unreadable_events").passed

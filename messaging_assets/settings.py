@@ -204,7 +204,8 @@ class AutomationSettings(Checked):
     pushed_fail_minutes: float = 60
     # How far back, before the newest landed file's modification time, files are read again: a
     # file keeps the time it was written, but appears only when renamed into place after its
-    # flush, so a file written earlier can appear after a later one was loaded (docs/push.md).
+    # flush, so a file written earlier can appear after a later one was loaded
+    # (docs/receiver.md#when-files-are-loaded).
     landing_lag_seconds: float = 300
     # The unreadable-events check fails while an event that could not be read arrived this recently.
     unreadable_window_days: float = 7

@@ -4,6 +4,7 @@ through Dagster."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +59,8 @@ NO_S3 = f"no S3-compatible server: set {S3_ENDPOINT}, as .ci/run does (.ci/s3 ma
 # Everything the project writes to PostgreSQL: the dataset (send journal and dlt's state
 # included) and dlt's staging copy of it.
 POSTGRES_SCHEMAS = ("messaging", "messaging_staging")
+# The receiver's token in tests that start it.
+TOKEN = secrets.token_urlsafe(32)
 
 
 def materialize_command(*selection: str) -> list[str]:
@@ -304,6 +307,88 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def request(
+    port: int,
+    path: str,
+    body: bytes | Iterable[bytes] = b"",
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One request on a connection of its own (an iterable body goes chunked)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        connection.close()
+
+
+class Receiver:
+    """`python -m messaging_assets.receiver` on a free port, landing in `landing`."""
+
+    def __init__(self, landing_dir: Path, logs: Path, **settings: str) -> None:
+        self.landing = landing_dir
+        self.port = free_port()
+        self.logs = logs
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SOURCES__MESSAGING__")},
+            "SOURCES__MESSAGING__RECEIVER__TOKEN": TOKEN,
+            "SOURCES__MESSAGING__RECEIVER__LANDING_URL": str(landing_dir),
+            **{f"SOURCES__MESSAGING__RECEIVER__{k.upper()}": v for k, v in settings.items()},
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Receiver:
+        logs = open(self.logs, "ab")  # noqa: SIM115 - the process writes it; closed by the OS
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "messaging_assets.receiver", "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=logs,
+            stderr=logs,
+        )
+        logs.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.logs.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"the receiver did not listen within 60 s: {self.logs.read_text()}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def post(self, endpoint: str, body: bytes | Iterable[bytes], token: str = TOKEN) -> Answer:
+        return request(self.port, f"/{token}/{endpoint}", body)
+
+    def events(self, endpoint: landing.Endpoint) -> list[landing.LandedEvent]:
+        return list(landing.read(self.landing, endpoint))
+
+    def stored(self) -> int:
+        """Events landed so far, both endpoints."""
+        return sum(len(self.events(endpoint)) for endpoint in landing.ENDPOINTS)
+
+
 # PostgreSQL's names of the types dlt creates, spelled as DuckDB spells them, so that a test
 # compares column types one way on either destination (numeric(p,s) becomes DECIMAL(p,s)).
 POSTGRES_TYPES = {
@@ -506,6 +591,15 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
 def bucket_landed(bucket: Bucket) -> Landing:
     """A landing zone in a bucket of its own, written as the receiver writes it there."""
     return Landing(bucket.url)
+
+
+@pytest.fixture
+def receiver_process(landed: Landing, tmp_path: Path) -> Iterator[Receiver]:
+    """The receiver in its own process, landing where the project reads (`landed`)."""
+    started = Receiver(landed.root, tmp_path / "receiver.log").start()
+    yield started
+    if started.process is not None and started.process.poll() is None:
+        started.stop()
 
 
 def run_config(sms: Mapping[str, str] | None = None, request_ids: Sequence[str] = ()) -> dict:

@@ -129,7 +129,7 @@ def check_primary_key(warehouse: Connection, endpoint: Endpoint) -> AssetCheckRe
 def check_values_keep_their_types(warehouse: Connection, endpoint: Endpoint) -> AssetCheckResult:
     key = NAMING.normalize_identifier(resource_settings(endpoint.name).primary_key or endpoint.key)
     declared = {
-        table: {NAMING.normalize_path(name) for name in hints}
+        NAMING.normalize_path(table): {NAMING.normalize_path(name) for name in hints}
         for table, hints in endpoint.tables().items()
     }
     found = type_changes.findings(warehouse, endpoint.name, key, declared)

@@ -27,7 +27,9 @@ def problem(endpoint: Endpoint, body: bytes) -> str | None:
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
-        return f"not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        # Some of json's messages end in "at" already ("Invalid control character at").
+        said = error.msg.removesuffix(" at")
+        return f"not JSON: {said} at line {error.lineno} column {error.colno}"
     except ValueError as error:
         return f"not JSON: {error}"
     except RecursionError:

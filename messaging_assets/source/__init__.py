@@ -27,6 +27,7 @@ from messaging_assets.source.lists import list_resource
 from messaging_assets.source.pushed import landing_url, pushed_resource
 from messaging_assets.source.sending import SendRequest, send_resource
 from messaging_assets.source.statuses import status_resource
+from messaging_assets.source.variants import TEXT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def messaging_source(
     """Every resource of the API. `api_shape` is `data` (`{"data": ...}` envelopes) or
     `provider` (the provider's published contract); `api_key_header` defaults per shape."""
     api = Api.configured(base_url, api_key, api_shape, api_key_header)
+    dlt.current.source_schema().update_preferred_types(TEXT_VARIANTS)
     # Where the receiver lands files, and how far back they are read again (pushed.py).
     url, lag = landing_url(), automation_settings().landing_lag_seconds
     return [

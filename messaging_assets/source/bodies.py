@@ -15,10 +15,34 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+NUL = "a string holds U+0000 (NUL), which PostgreSQL cannot store as text"
+
+
+def unstorable(value: Any) -> str | None:
+    """Why a body's JSON cannot become rows, or None: a field with a blank name (dlt names no
+    column after it) or text holding U+0000 (PostgreSQL's text refuses it)."""
+    if isinstance(value, str):
+        return NUL if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key.strip():
+                return f"a field without a name ({json.dumps(key)})"
+            if why := (NUL if "\x00" in key else unstorable(item)):
+                return why
+    if isinstance(value, list):
+        return next(filter(None, map(unstorable, value)), None)
+    return None
+
+
 def parse(body: bytes | str) -> Any:
     """A body's JSON with every fractional number an exact decimal: an inbound `totalPrice` of
-    -0.005 read as a float would be stored as -0.005000000000000000104."""
-    return json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+    -0.005 read as a float would be stored as -0.005000000000000000104. ValueError for a body
+    that is not JSON, or that no table can hold (`unstorable`): one such event would fail the
+    whole load."""
+    value = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+    if why := unstorable(value):
+        raise ValueError(why)
+    return value
 
 
 def status_object(body: Any) -> dict[str, Any] | None:

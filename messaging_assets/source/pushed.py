@@ -103,7 +103,8 @@ RECORDS: dict[str, Callable[[landing.LandedEvent, str], dict[str, Any]]] = {
 def unreadable_record(
     endpoint: str, path: str, line: int, received_at: datetime, problem: str, body: bytes
 ) -> dict[str, Any]:
-    """An event that could not be read, kept as it came: as text, or base64 if not UTF-8."""
+    """An event that could not be read, kept as it came: as text, or in base64 if it is not
+    UTF-8 or holds a NUL, which PostgreSQL's text refuses."""
     record: dict[str, Any] = {
         UNREADABLE_KEY: f"{path}:{line}",
         "endpoint": endpoint,
@@ -113,8 +114,12 @@ def unreadable_record(
         "landedLine": line,
     }
     try:
-        record["body"] = body.decode("utf-8")
+        text: str | None = body.decode("utf-8")
     except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        record["body"] = text
+    else:
         record["bodyBase64"] = base64.b64encode(body).decode("ascii")
     return record
 

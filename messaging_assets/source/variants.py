@@ -8,27 +8,46 @@ under its own name: it goes into dlt's variant column `<column>__v_<type>` besid
 gives a value it cannot convert), stored exactly, and the `values_keep_their_types` check names
 it. An object or a list where a scalar was is left to dlt (`<column>__<field>` columns, a child
 table), and the check names that too.
+
+A value of the right type can still be one its column cannot hold: a number with more digits or
+decimals than its DECIMAL(precision, scale), an integer beyond 64 bits, a timestamp whose offset
+takes it outside the years 1 to 9999, text that parses into such a number. dlt would fail the whole
+load on it, and every later load that reads it again. Such a value goes into its variant too. JSON
+numbers have no bounds and neither destination's decimals hold every one, so a number kept aside
+is kept as its exact text: `<column>__v_decimal` is a text column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timezone
 from decimal import Decimal
 from typing import Any
 
+from dlt.common.arithmetics import DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE
+from dlt.common.data_types.type_helpers import coerce_value
 from dlt.common.schema import Schema
-from dlt.common.schema.typing import DLT_NAME_PREFIX
+from dlt.common.schema.typing import DLT_NAME_PREFIX, TColumnSchema
 
 from messaging_assets.column_hints import Hint
 
 # The variant column's name as dlt builds it: `shorten_fragments(column, "v_" + type)`.
 VARIANT_FIELD = "v_{}"
+# dlt's preferred types (a schema setting) for the variants that hold text: without them dlt's
+# timestamp detection would type a timestamp kept aside as the timestamp it could not store.
+TEXT_VARIANTS = {"re:__v_text$": "text", "re:__v_decimal$": "text"}
 # Doubles hold integers exactly up to here; pyarrow reads larger JSON integers as doubles.
 EXACT_LIMIT = 2**53
 # Column types that take text and parse it; what dlt cannot parse it keeps in its own variant.
 PARSED_FROM_TEXT = frozenset({"timestamp", "decimal", "date", "time", "binary"})
 # Pushed bodies are read with their fractional numbers as exact decimals (`Decimal`).
 NUMBERS = frozenset({"bigint", "double", "decimal"})
+BIGINT = range(-(2**63), 2**63)
+# A decimal column without a stated precision gets dlt's default on both destinations.
+DEFAULT_DIGITS = (DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE)
+# Years no offset (at most a day) moves out of 1 to 9999: text that starts with one is not parsed
+# here, only by dlt, which keeps what it cannot parse in its own variant.
+SAFE_YEARS = frozenset(f"{year:04d}" for year in range(2, 9999))
 
 
 def json_type(value: Any) -> str | None:
@@ -36,7 +55,8 @@ def json_type(value: Any) -> str | None:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "bigint"
+        # Beyond 64 bits an integer is a number like any other: only a decimal could hold it.
+        return "bigint" if value in BIGINT else "decimal"
     if isinstance(value, float):
         return "double"
     if isinstance(value, Decimal):
@@ -58,13 +78,48 @@ def fits(value_type: str, column_type: str, declared: bool) -> bool:
     return declared and column_type == "text" and value_type in NUMBERS
 
 
-def fitting(value: Any, column_type: str | None, declared: bool) -> tuple[str, str | None]:
+def within(number: Decimal, digits: tuple[int, int]) -> bool:
+    """Whether a DECIMAL(precision, scale) holds `number` exactly (trailing zeros aside)."""
+    if not number.is_finite():
+        return False  # "NaN" and "Infinity" parse as decimals; no column holds them
+    precision, scale = digits
+    _, figures, exponent = number.as_tuple()
+    text = "".join(map(str, figures))
+    significant = text.rstrip("0")
+    if not significant:
+        return True
+    exponent += len(text) - len(significant)
+    return -exponent <= scale and len(significant) + exponent <= precision - scale
+
+
+def holds(value: Any, kind: str, column_type: str, digits: tuple[int, int]) -> bool:
+    """Whether a column of a type that takes `value` stores it without failing the load: numbers
+    within its digits, text that parses into a value it can store."""
+    try:
+        if column_type == "decimal":
+            # As dlt converts it: a float by its shortest text (0.045, not its binary value).
+            return within(coerce_value("decimal", kind, value), digits)
+        if column_type == "timestamp" and kind == "text" and value[:4] not in SAFE_YEARS:
+            coerce_value("timestamp", "text", value).astimezone(timezone.utc)
+    except (ValueError, ArithmeticError):
+        return False
+    return True
+
+
+def fitting(
+    value: Any, column_type: str | None, declared: bool, digits: tuple[int, int] = DEFAULT_DIGITS
+) -> tuple[str, str | None]:
     """(The value's JSON type, the variant it belongs in, or None where its column takes it.)"""
     kind = json_type(value)
-    if kind is None or column_type is None:
+    if kind is None:
         return str(kind), None
-    if fits(kind, column_type, declared) and not (
-        column_type == "double" and kind == "bigint" and abs(value) > EXACT_LIMIT
+    if column_type is None:
+        # A new column: its type is the first value's, with dlt's default digits for a decimal.
+        column_type, declared = kind, False
+    if (
+        fits(kind, column_type, declared)
+        and not (column_type == "double" and kind == "bigint" and abs(value) > EXACT_LIMIT)
+        and holds(value, kind, column_type, digits)
     ):
         return kind, None
     return kind, VARIANT_FIELD.format(kind)
@@ -79,19 +134,29 @@ class Columns:
     ) -> None:
         self.naming = schema.naming
         self._types: dict[str, dict[str, str]] = {}
+        # (precision, scale) of the decimal columns that state them.
+        self._digits: dict[tuple[str, str], tuple[int, int]] = {}
         self._declared: dict[str, set[str]] = {}
         # Field paths to column names: the same few fields come in every record.
         self._columns: dict[tuple[str, ...], str] = {}
-        for table, hints in (declared or {}).items():
+        for field_path, hints in (declared or {}).items():
+            # `inbound_messages__contentList` is the table `inbound_messages__content_list`.
+            table = self.naming.normalize_path(field_path)
             known = self._types.setdefault(table, {})
             for name, hint in hints.items():
                 column = self.naming.normalize_path(name)
                 known[column] = hint["data_type"]
+                self._keep_digits(table, column, hint)
                 self._declared.setdefault(table, set()).add(column)
         for table, found in schema.tables.items():
             for column, spec in found.get("columns", {}).items():
                 if spec.get("data_type"):
                     self._types.setdefault(table, {})[column] = spec["data_type"]
+                    self._keep_digits(table, column, spec)
+
+    def _keep_digits(self, table: str, column: str, hint: Hint | TColumnSchema) -> None:
+        if hint.get("data_type") == "decimal" and hint.get("precision") is not None:
+            self._digits[table, column] = (hint["precision"], hint.get("scale") or 0)
 
     def column(self, *path: str) -> str:
         """The column a field (a path of names, for fields inside objects) is stored in."""
@@ -129,11 +194,14 @@ class Columns:
                         self.route(item, child)
                 continue
             kind, variant = fitting(
-                value, self.type_of(table, column), self.is_declared(table, column)
+                value,
+                self.type_of(table, column),
+                self.is_declared(table, column),
+                self._digits.get((table, column), DEFAULT_DIGITS),
             )
             if variant is None:
                 self.learn(table, column, kind)
                 continue
             # Nested, so that dlt's normalizer names the column `<column>__v_<type>`.
-            record[name] = {variant: value}
-            self.learn(table, f"{column}__{variant}", kind)
+            record[name] = {variant: str(value) if kind == "decimal" else value}
+            self.learn(table, f"{column}__{variant}", "text" if kind == "decimal" else kind)

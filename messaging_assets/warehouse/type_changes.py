@@ -90,12 +90,16 @@ def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Findin
             f"SELECT {warehouse.column(key)} FROM {warehouse.table(table.name)} "
             f"WHERE ({table.current}) AND {held} ORDER BY 1 LIMIT {SAMPLE}"
         )
-        field = variant["column"]
+        field, kind = variant["column"], variant["type"]
+        stored = table.columns.get(field, "absent")
+        # A value of the column's own type that it cannot hold: too many digits, out of range.
+        where = f"where the column is {stored}"
+        if kind == stored:
+            where = f"beyond what its {kind} column holds"
         yield Finding(
             True,
-            f"{table.name}.{field}: {variant['type']} values in {rows} current row(s), where "
-            f"the column is {table.columns.get(field, 'absent')}; they are kept in {column} "
-            f"(e.g. {key} {', '.join(str(row[0]) for row in sample)})",
+            f"{table.name}.{field}: {kind} values in {rows} current row(s), {where}; they are "
+            f"kept in {column} (e.g. {key} {', '.join(str(row[0]) for row in sample)})",
         )
 
 

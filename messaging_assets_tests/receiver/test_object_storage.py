@@ -17,8 +17,8 @@ from bench import receiver as bench_receiver
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.__main__ import main
 from messaging_assets.receiver.storage import ObjectStore
-from messaging_assets_tests.conftest import Bucket, Warehouse
-from messaging_assets_tests.receiver.test_receiver import REPORT, TOKEN, Receiver
+from messaging_assets_tests.conftest import TOKEN, Bucket, Receiver, Warehouse
+from messaging_assets_tests.receiver.test_receiver import REPORT
 
 
 def on_bucket(tmp_path: Path, bucket: Bucket, name: str = "receiver", **env: str) -> Receiver:

@@ -7,26 +7,34 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench import receiver as bench_receiver
+from messaging_assets.definitions import defs
+from messaging_assets.defs.jobs import pushed_data_job
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.__main__ import main
 from messaging_assets.receiver.settings import receiver_settings
 from messaging_assets.settings import SettingError
-from messaging_assets_tests.conftest import REPO_ROOT, free_port
+from messaging_assets_tests.conftest import (
+    REPO_ROOT,
+    TOKEN,
+    Landing,
+    Receiver,
+    Warehouse,
+    both_destinations,
+    free_port,
+    request,
+)
 
-TOKEN = secrets.token_urlsafe(32)
 PREVIOUS_TOKEN = secrets.token_urlsafe(32)
 REPORT = {"requestId": "r-1", "status": "DELIVERED", "reference": "order-1", "errorCode": "0"}
 INBOUND = {
@@ -40,32 +48,6 @@ INBOUND = {
 }
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def request(
-    port: int,
-    path: str,
-    body: bytes | Iterable[bytes] = b"",
-    method: str = "POST",
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    """One request on a connection of its own (an iterable body goes chunked)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return Answer(
-            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        )
-    finally:
-        connection.close()
-
-
 def raw(port: int, sent: str) -> bytes:
     """What the receiver answers to these bytes, up to the end of its answer's head."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -74,62 +56,6 @@ def raw(port: int, sent: str) -> bytes:
         while b"\r\n\r\n" not in answer and (received := sock.recv(4096)):
             answer += received
         return answer
-
-
-class Receiver:
-    """`python -m messaging_assets.receiver` on a free port, landing in `landing`."""
-
-    def __init__(self, landing_dir: Path, logs: Path, **settings: str) -> None:
-        self.landing = landing_dir
-        self.port = free_port()
-        self.logs = logs
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SOURCES__MESSAGING__")},
-            "SOURCES__MESSAGING__RECEIVER__TOKEN": TOKEN,
-            "SOURCES__MESSAGING__RECEIVER__LANDING_URL": str(landing_dir),
-            **{f"SOURCES__MESSAGING__RECEIVER__{k.upper()}": v for k, v in settings.items()},
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Receiver:
-        logs = open(self.logs, "ab")  # noqa: SIM115 - the process writes it; closed by the OS
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "messaging_assets.receiver", "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=logs,
-            stderr=logs,
-        )
-        logs.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.logs.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"the receiver did not listen within 60 s: {self.logs.read_text()}")
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=30)
-
-    def post(self, endpoint: str, body: bytes | Iterable[bytes], token: str = TOKEN) -> Answer:
-        return request(self.port, f"/{token}/{endpoint}", body)
-
-    def events(self, endpoint: landing.Endpoint) -> list[landing.LandedEvent]:
-        return list(landing.read(self.landing, endpoint))
-
-    def stored(self) -> int:
-        """Events landed so far, both endpoints."""
-        return sum(len(self.events(endpoint)) for endpoint in landing.ENDPOINTS)
 
 
 @pytest.fixture(scope="module")
@@ -369,25 +295,36 @@ def test_the_token_is_in_no_log_line_and_no_landed_file(receiver: Receiver):
             assert not any(fragment in text for text in landed)
 
 
-def test_sigkill_during_a_burst_loses_no_acknowledged_event(tmp_path: Path):
-    """Clients that retry until a 2xx; the receiver killed mid-burst, then started again."""
-    receiver = Receiver(tmp_path / "landing", tmp_path / "receiver.log").start()
-    ids = [[f"k-{client}-{n:03d}" for n in range(60)] for client in range(8)]
-    acknowledged: list[str] = []
+@both_destinations
+def test_after_a_sigkill_mid_burst_every_acknowledged_event_is_in_the_warehouse_once(
+    sandbox, destination, instance, landed: Landing, warehouse: Warehouse, tmp_path: Path
+):
+    """Clients that retry until a 2xx, as the provider does; the receiver killed mid-burst and
+    started again; then the job the landed-files sensor launches loads the landing zone."""
+    receiver = Receiver(landed.root, tmp_path / "receiver.log").start()
+    # Each client alternates: a delivery report, then an inbound message in two parts.
+    events = [[(n % 2, f"k-{client}-{n:02d}") for n in range(40)] for client in range(8)]
+    acknowledged: list[tuple[int, str]] = []
 
-    def client(mine: list[str]) -> None:
-        for request_id in mine:
-            body = json.dumps({**REPORT, "requestId": request_id}).encode()
+    def body(inbound: int, request_id: str) -> bytes:
+        if not inbound:
+            return json.dumps({**REPORT, "requestId": request_id}).encode()
+        parts = [{"msgId": f"{request_id}/{n}", "sequenceNumber": n} for n in (1, 2)]
+        return json.dumps({**INBOUND, "requestId": request_id, "contentList": parts}).encode()
+
+    def client(mine: list[tuple[int, str]]) -> None:
+        for inbound, request_id in mine:
+            endpoint = "inbound-messages" if inbound else "delivery-reports"
             while True:
                 try:
-                    if receiver.post("delivery-reports", body).status == 204:
-                        acknowledged.append(request_id)
+                    if receiver.post(endpoint, body(inbound, request_id)).status == 204:
+                        acknowledged.append((inbound, request_id))
                         break
                 except OSError:
                     pass
                 time.sleep(0.02)
 
-    threads = [threading.Thread(target=client, args=(mine,)) for mine in ids]
+    threads = [threading.Thread(target=client, args=(mine,)) for mine in events]
     for thread in threads:
         thread.start()
     while len(acknowledged) < 100:
@@ -398,16 +335,24 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_event(tmp_path: Path):
     for thread in threads:
         thread.join(timeout=120)
     assert receiver.stop() == 0
-
     # A file half-written when a receiver died, as a crash leaves it: never data.
     half = landing.temporary_name("20260101T000000.000000Z-0badcafe_1-000001.jsonl")
-    (tmp_path / "landing" / "delivery_reports" / half).write_text('{"received_at": "2026')
-    files = landing.list_files(tmp_path / "landing", "delivery_reports")
-    landed = {json.loads(e.body)["requestId"] for p in files for e in landing.read_file(p)}
-    assert at_kill < len(acknowledged) == 480
-    assert set(acknowledged) <= landed
-    assert all(landing.is_landed_file(p.name) for p in files)
-    assert half not in {p.name for p in files}
+    (landed.root / "inbound_messages" / half).write_text('{"received_at": "2026')
+
+    result = defs.resolve_job_def(pushed_data_job.name).execute_in_process(instance=instance)
+
+    assert result.success
+    assert at_kill < len(acknowledged) == 320
+    reports = sorted(request_id for inbound, request_id in acknowledged if not inbound)
+    inbound = sorted(request_id for inbound, request_id in acknowledged if inbound)
+    ids = "SELECT request_id FROM messaging.{} ORDER BY 1"
+    assert [row[0] for row in warehouse.rows(ids.format("delivery_reports"))] == reports
+    assert [row[0] for row in warehouse.rows(ids.format("messages"))] == reports
+    assert [row[0] for row in warehouse.rows(ids.format("inbound_messages"))] == inbound
+    assert warehouse.rows(
+        "SELECT msg_id FROM messaging.inbound_messages__content_list ORDER BY 1"
+    ) == [(f"{request_id}/{n}",) for request_id in inbound for n in (1, 2)]
+    assert "unreadable_events" not in warehouse.tables()
 
 
 def test_the_bench_scenario_measures_the_floor_and_the_receiver():

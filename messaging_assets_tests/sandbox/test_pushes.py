@@ -20,8 +20,7 @@ from messaging_assets.receiver import landing
 from messaging_assets.sandbox import ReportTiming, RetrySchedule, Sandbox
 from messaging_assets.sandbox.__main__ import parse_args
 from messaging_assets.sandbox.wait import wait_until_pushed
-from messaging_assets_tests.conftest import free_port
-from messaging_assets_tests.receiver.test_receiver import TOKEN, Receiver
+from messaging_assets_tests.conftest import TOKEN, Receiver, free_port
 
 KEY = "sandbox-key"
 SMS = "/messaging/v1/sms"

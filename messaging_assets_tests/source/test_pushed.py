@@ -4,12 +4,24 @@ whatever files they came in and whenever those files appeared."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from messaging_assets.receiver.landing import DELIVERY_REPORTS, INBOUND_MESSAGES
-from messaging_assets_tests.conftest import Landing, Warehouse, both_destinations
+from messaging_assets_tests.conftest import (
+    Landing,
+    Receiver,
+    Warehouse,
+    both_destinations,
+    check,
+)
 
 PART = {
     "partId": "p-1",
@@ -167,3 +179,144 @@ def test_a_file_that_appears_after_a_later_one_was_loaded_is_loaded_next_run(
         ("r-early",),
         ("r-late",),
     ]
+
+
+def posted(body: Mapping[str, Any], **spelled: str) -> bytes:
+    """`body` as the provider posts it, each field in `spelled` written exactly as given (a
+    number as its JSON text)."""
+    text = json.dumps({**body, **{name: f"@{name}@" for name in spelled}})
+    for name, value in spelled.items():
+        text = text.replace(f'"@{name}@"', value)
+    return text.encode()
+
+
+OUT_OF_RANGE_PART = {**INBOUND["contentList"][0], "sentDate": "0001-01-01T00:00:00+0200"}
+
+# One value its column cannot hold, as the provider could post it: (endpoint, body, table, the
+# variant column it is kept in, what that column holds).
+VALUES_KEPT_ASIDE = {
+    # A float sum the provider did not round: DECIMAL(18,6) would have to drop digits.
+    "price_with_more_decimals_than_its_column": (
+        INBOUND_MESSAGES,
+        posted(INBOUND, totalPrice="0.015000000000000001"),
+        "inbound_messages",
+        "total_price__v_decimal",
+        "0.015000000000000001",
+    ),
+    "number_with_more_digits_than_its_column": (
+        INBOUND_MESSAGES,
+        posted(INBOUND, totalPrice="1e30"),
+        "inbound_messages",
+        "total_price__v_decimal",
+        "1E+30",
+    ),
+    "integer_beyond_64_bits": (
+        INBOUND_MESSAGES,
+        posted(INBOUND, size="18446744073709551616"),
+        "inbound_messages",
+        "size__v_decimal",
+        "18446744073709551616",
+    ),
+    # A field nobody declared gets dlt's DECIMAL(38,9) from its first value.
+    "new_field_with_more_decimals_than_dlt_gives_it": (
+        INBOUND_MESSAGES,
+        posted(INBOUND, fee="0.0000000001"),
+        "inbound_messages",
+        "fee__v_decimal",
+        "1E-10",
+    ),
+    # It parses, but is before the year 1 in UTC.
+    "timestamp_out_of_range_in_utc": (
+        INBOUND_MESSAGES,
+        posted({**INBOUND, "contentList": [OUT_OF_RANGE_PART]}),
+        "inbound_messages__content_list",
+        "sent_date__v_text",
+        "0001-01-01T00:00:00+0200",
+    ),
+    "price_text_with_more_decimals_than_its_column": (
+        DELIVERY_REPORTS,
+        posted(report("r-odd", "DELIVERED", overallPrice="0.0000001")),
+        "delivery_reports",
+        "overall_price__v_text",
+        "0.0000001",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "table", "variant", "kept"),
+    VALUES_KEPT_ASIDE.values(),
+    ids=VALUES_KEPT_ASIDE.keys(),
+)
+def test_a_pushed_value_its_column_cannot_hold_is_kept_beside_it_and_named_by_the_check(
+    run,
+    receiver_process: Receiver,
+    warehouse: Warehouse,
+    endpoint: str,
+    body: bytes,
+    table: str,
+    variant: str,
+    kept: str,
+):
+    assert receiver_process.post(endpoint.replace("_", "-"), body).status == 204
+
+    result = run(endpoint, "messages")
+
+    assert warehouse.rows(f"SELECT {variant} FROM messaging.{table}") == [(kept,)]
+    assert warehouse.column_types(table)[variant] == "VARCHAR"
+    evaluation = check(result, endpoint, "values_keep_their_types")
+    assert not evaluation.passed
+    field = variant.rsplit("__v_", 1)[0]
+    assert f"{table}.{field}: " in evaluation.description
+    assert f"kept in {variant} " in evaluation.description
+
+
+@both_destinations
+def test_after_a_value_kept_aside_later_runs_load_what_lands_next(
+    run, receiver_process: Receiver, warehouse: Warehouse
+):
+    odd = posted({**INBOUND, "requestId": "in-odd"}, totalPrice="0.0000001")
+    assert receiver_process.post("inbound-messages", odd).status == 204
+    run("inbound_messages")
+    following = json.dumps({**INBOUND, "requestId": "in-next"}).encode()
+    assert receiver_process.post("inbound-messages", following).status == 204
+
+    run("inbound_messages")
+
+    assert warehouse.rows(
+        "SELECT request_id, total_price, total_price__v_decimal FROM messaging.inbound_messages "
+        "ORDER BY 1"
+    ) == [("in-next", Decimal("-0.005000"), None), ("in-odd", None, "1E-7")]
+
+
+@both_destinations
+def test_an_event_no_table_can_hold_goes_to_unreadable_events_not_the_load(
+    run, receiver_process: Receiver, warehouse: Warehouse
+):
+    # PostgreSQL's text takes no NUL; dlt names no column after a blank field name.
+    escaped = posted({**INBOUND, "requestId": "in-nul"}, message='"a\\u0000b"')
+    raw = b'{"requestId": "in-raw\x00"}'
+    blank = posted({**INBOUND, "requestId": "in-blank", " ": 1})
+    for body in (escaped, raw, blank, json.dumps(INBOUND).encode()):
+        assert receiver_process.post("inbound-messages", body).status == 204
+
+    result = run("inbound_messages")
+
+    assert warehouse.rows("SELECT request_id FROM messaging.inbound_messages") == [("in-1",)]
+    loader = "readable to the receiver, not to the loader: "
+    assert warehouse.rows(
+        "SELECT problem, body, body_base64 FROM messaging.unreadable_events ORDER BY received_at"
+    ) == [
+        (
+            f"{loader}a string holds U+0000 (NUL), which PostgreSQL cannot store as text",
+            escaped.decode(),
+            None,
+        ),
+        (
+            "not JSON: Invalid control character at line 1 column 22",
+            None,
+            base64.b64encode(raw).decode(),
+        ),
+        (f'{loader}a field without a name (" ")', blank.decode(), None),
+    ]
+    assert not check(result, "inbound_messages", "no_recent_unreadable_events").passed

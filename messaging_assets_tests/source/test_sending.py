@@ -30,6 +30,7 @@ from messaging_assets.sandbox.wait import wait_until_pushed
 from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
+    Receiver,
     Warehouse,
     both_destinations,
     failure_text,
@@ -40,8 +41,7 @@ from messaging_assets_tests.conftest import (
     point_at,
     run_config,
 )
-from messaging_assets_tests.receiver.test_receiver import TOKEN as RECEIVER_TOKEN
-from messaging_assets_tests.receiver.test_receiver import Receiver
+from messaging_assets_tests.conftest import TOKEN as RECEIVER_TOKEN
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 SEND_ENV = {"SOURCES__MESSAGING__SMS__TO": SEND["to"], "SOURCES__MESSAGING__SMS__FROM": "ACME"}

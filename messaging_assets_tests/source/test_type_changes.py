@@ -4,13 +4,14 @@ refresh goes on, a row's history changes only where a value did, and the check
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity
 
 from messaging_assets.sandbox import OMIT, Sandbox
-from messaging_assets.source.variants import fitting
+from messaging_assets.source.variants import DEFAULT_DIGITS, fitting
 from messaging_assets_tests.conftest import (
     Warehouse,
     both_destinations,
@@ -214,9 +215,22 @@ def test_an_undeclared_field_in_both_shapes_at_once_is_an_error(sandbox, run):
         ("0.0450", "decimal", True, None),
         (0.045, "decimal", True, None),
         ("anything", None, False, None),
+        # Of the column's own type, but beyond what it holds (DECIMAL(18,6) where declared).
+        (Decimal("0.0050000000"), "decimal", True, None),
+        (Decimal("0.0050001"), "decimal", True, "v_decimal"),
+        (Decimal("1E+12"), "decimal", True, "v_decimal"),
+        ("0.0000001", "decimal", True, "v_text"),
+        ("NaN", "decimal", True, "v_text"),
+        (2**63 - 1, "bigint", False, None),
+        (2**63, "bigint", False, "v_decimal"),
+        ("0001-01-01T00:00:00+0200", "timestamp", True, "v_text"),
+        ("9999-12-31T23:00:00-0200", "timestamp", True, "v_text"),
+        # A new column: dlt's DECIMAL(38,9).
+        (Decimal("1E-10"), None, False, "v_decimal"),
     ],
 )
 def test_a_value_goes_to_its_column_only_where_its_type_survives_unchanged(
     value, column, declared, variant
 ):
-    assert fitting(value, column, declared)[1] == variant
+    digits = (18, 6) if declared else DEFAULT_DIGITS
+    assert fitting(value, column, declared, digits)[1] == variant

@@ -51,13 +51,16 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed
 
+# Two at a time (the tests mostly wait on HTTP, files and processes), but for the `postgres`
+# tests: they share one database, and run one after another once the rest has passed.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not postgres" -n 2
+	$(BIN)/python -m pytest -m postgres
 
 # The edit-test loop: everything but the tests that start processes (marker `e2e`: the CLI,
 # dagster dev, make, the daemon, the bench) and the browser, four at a time (they mostly wait on
 # HTTP and files), on DuckDB only: the `postgres` tests share one database and run one at a
-# time. `make test` runs them all, one after another.
+# time. `make test` runs them all.
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e and not ui and not postgres" -q -n 4
 

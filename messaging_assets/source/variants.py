@@ -139,6 +139,13 @@ class Columns:
         self._declared: dict[str, set[str]] = {}
         # Field paths to column names: the same few fields come in every record.
         self._columns: dict[tuple[str, ...], str] = {}
+        for table, found in schema.tables.items():
+            for column, spec in found.get("columns", {}).items():
+                if spec.get("data_type"):
+                    self._types.setdefault(table, {})[column] = spec["data_type"]
+                    self._keep_digits(table, column, spec)
+        # After the stored types: the resource applies its declared hints over them, so a column
+        # an earlier version typed otherwise (`upgrades.py`) takes the declared type.
         for field_path, hints in (declared or {}).items():
             # `inbound_messages__contentList` is the table `inbound_messages__content_list`.
             table = self.naming.normalize_path(field_path)
@@ -146,13 +153,9 @@ class Columns:
             for name, hint in hints.items():
                 column = self.naming.normalize_path(name)
                 known[column] = hint["data_type"]
+                self._digits.pop((table, column), None)
                 self._keep_digits(table, column, hint)
                 self._declared.setdefault(table, set()).add(column)
-        for table, found in schema.tables.items():
-            for column, spec in found.get("columns", {}).items():
-                if spec.get("data_type"):
-                    self._types.setdefault(table, {})[column] = spec["data_type"]
-                    self._keep_digits(table, column, spec)
 
     def _keep_digits(self, table: str, column: str, hint: Hint | TColumnSchema) -> None:
         if hint.get("data_type") == "decimal" and hint.get("precision") is not None:

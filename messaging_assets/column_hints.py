@@ -126,6 +126,15 @@ UNREADABLE: Mapping[str, Hint] = {
     "bodyBase64": TEXT,
 }
 
+# A phone number's current decision (`opt_outs`), from the inbound message that made it.
+OPT_OUT: Mapping[str, Hint] = {
+    "phoneNumber": TEXT,
+    "optedOut": BOOL,
+    "decidedAt": TIMESTAMP,
+    "keyword": TEXT,
+    "requestId": TEXT,
+}
+
 SEND: Mapping[str, Hint] = {
     # Generated here for every send before it leaves: the one id every send has.
     "reference": TEXT,

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
 from messaging_assets.defs.writers import WRITER_POOL
-from messaging_assets.registry import GROUP, LISTS, PUSHED, SEND, STATUS
+from messaging_assets.registry import GROUP, LISTS, OPT_OUTS, PUSHED, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
 from messaging_assets.warehouse.destination import messaging_pipeline
@@ -132,4 +132,12 @@ def list_assets(
     config: ListConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
+    yield from dlt.run(context=context, dlt_source=source)
+
+
+# Its own block, after the inbound messages it reads (its asset depends on theirs): in the run
+# that loads them, it sees them.
+@dlt_assets(**_dlt_assets_args(OPT_OUTS.name, OPT_OUTS.name))
+def opt_out_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
+    source = messaging_source(RunOptions()).with_resources(OPT_OUTS.name)
     yield from dlt.run(context=context, dlt_source=source)

@@ -148,6 +148,8 @@ SEND: Mapping[str, Hint] = {
     # accepted, or unknown when the answer never came (the send may have been billed).
     "outcome": TEXT,
     "note": TEXT,
+    # Set when the run config sent to a number that had opted out: which opt-out it overrode.
+    "optOutOverride": TEXT,
 }
 
 CONTACT: Mapping[str, Hint] = dict.fromkeys(

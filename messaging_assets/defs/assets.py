@@ -37,6 +37,11 @@ class SendConfig(Config):
     to: str | None = Field(default=None, description="Recipient, E.164 (e.g. +4915112345678).")
     from_: str | None = Field(default=None, alias="from", description="Sender id or number.")
     message: str | None = Field(default=None, description="Text; each 160-char part is billed.")
+    send_to_opted_out: bool = Field(
+        default=False,
+        description="Send even if `to` opted out (messaging/opt_outs), for a message the law "
+        "allows, such as confirming the opt-out; the send records the opt-out it overrode.",
+    )
 
     def options(self, context: AssetExecutionContext) -> RunOptions:
         # `from` is a Python keyword, so the settings are read by their path.
@@ -46,7 +51,11 @@ class SendConfig(Config):
             return RunOptions()
         text = self.message or dlt.config.get("sources.messaging.sms.message") or ""
         reference = reference_for(context.run.run_id, context.run.root_run_id)
-        return RunOptions(send=SendRequest(to, sender, text, reference, context.run.run_id))
+        return RunOptions(
+            send=SendRequest(
+                to, sender, text, reference, context.run.run_id, self.send_to_opted_out
+            )
+        )
 
 
 class StatusConfig(Config):

@@ -48,7 +48,10 @@ def test_messages_follow_sms_and_reports_opt_outs_follow_inbound_nothing_else_ha
         "messages": upstream,
         "opt_outs": {AssetKey(["messaging", "inbound_messages"])},
     }
-    assert graph.get(SUMMARY).parent_keys == {AssetKey(["messaging", "messages"])}
+    assert graph.get(SUMMARY).parent_keys == {
+        AssetKey(["messaging", "messages"]),
+        AssetKey(["messaging", "opt_outs"]),
+    }
 
 
 @pytest.mark.e2e

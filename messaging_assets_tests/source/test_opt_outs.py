@@ -10,7 +10,7 @@ import pytest
 from messaging_assets.receiver.landing import INBOUND_MESSAGES
 from messaging_assets.settings import SettingError
 from messaging_assets.source.opt_outs import Keywords, e164, masked
-from messaging_assets_tests.conftest import Landing, Warehouse, both_destinations
+from messaging_assets_tests.conftest import Landing, Warehouse, both_destinations, metadata_of
 
 NUMBER = "+491701234567"
 SENT = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -59,6 +59,19 @@ def test_the_latest_reply_by_sent_time_decides_whatever_order_they_arrive_in(
     assert warehouse.rows(CURRENT) == [(NUMBER, True, "STOP", "stop-3")]
     # Each change of decision is a version (scd2); an older reply arriving late changes nothing.
     assert warehouse.scalar("SELECT count(*) FROM messaging.opt_outs") == versions
+
+
+def test_the_asset_shows_how_many_numbers_are_opted_out_to_plot_over_time(run, landed: Landing):
+    landed.land(
+        INBOUND_MESSAGES,
+        reply("a", "STOP", 1, sender="+4915111111111"),
+        reply("b", "STOP", 1, sender="+4915122222222"),
+        reply("c", "START", 1, sender="+4915133333333"),
+    )
+
+    result = run("inbound_messages", "opt_outs")
+
+    assert metadata_of(result, "opt_outs")["opted_out_numbers"] == 2
 
 
 def test_a_number_written_three_ways_is_one_number(run, landed: Landing, warehouse: Warehouse):

@@ -38,6 +38,8 @@ INBOUND = "inbound_messages"
 PARTS = "inbound_messages__content_list"
 # What may separate a number's digits as people write them.
 _SPACING = re.compile(r"[\s().\-/]")
+# Punctuation around a keyword that still makes it one: "STOP!", "'stop'", "(Stop)".
+_AROUND = "!?.,;:'\"()[]-*"
 
 
 def e164(number: str) -> str:
@@ -83,8 +85,7 @@ class Keywords:
         words = (message or "").split(maxsplit=1)
         if not words:
             return None
-        # Punctuation around the word: "STOP!", "'stop'", "Stop." are STOP.
-        word = words[0].strip("!?.,;:'\"()[]-*").upper()
+        word = words[0].strip(_AROUND).upper()
         if word in self.opt_out:
             return word, True
         if word in self.opt_in:
@@ -94,9 +95,12 @@ class Keywords:
     def starts(self, column: str) -> str:
         """A SQL condition that holds for every message whose text may start with a keyword: the
         warehouse reads only those, and `decision` tells which do."""
+        # What `decision` skips before the word: white space and the punctuation around it.
+        leading = (" \t\r\n" + _AROUND).replace("'", "''")
+        text = f"upper(ltrim({column}, '{leading}'))"
         # Keywords are letters and digits only (OptOutSettings), so nothing needs escaping.
         prefixes = sorted(self.opt_out | self.opt_in)
-        return "(" + " OR ".join(f"upper(ltrim({column})) LIKE '{p}%'" for p in prefixes) + ")"
+        return "(" + " OR ".join(f"{text} LIKE '{p}%'" for p in prefixes) + ")"
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,24 @@ def test_a_number_written_three_ways_is_one_number(run, landed: Landing, warehou
     assert warehouse.rows(CURRENT) == [(NUMBER, True, "STOP", "c")]
 
 
+@both_destinations
+def test_a_keyword_after_a_line_break_or_in_punctuation_counts(
+    run, landed: Landing, warehouse: Warehouse
+):
+    landed.land(
+        INBOUND_MESSAGES,
+        reply("a", "(STOP)", 1, sender="+4915111111111"),
+        reply("b", "\n\t'stop' please", 1, sender="+4915122222222"),
+    )
+
+    run("inbound_messages", "opt_outs")
+
+    assert warehouse.rows(CURRENT) == [
+        ("+4915111111111", True, "STOP", "a"),
+        ("+4915122222222", True, "STOP", "b"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "decision"),
     [

@@ -41,7 +41,7 @@ VALUES_KEEP_TYPES = "values_keep_their_types"
 STATUS_KNOWN = "status_known"
 FINAL_WITHIN_VALIDITY = "final_within_validity"
 NO_UNREADABLE = "no_recent_unreadable_events"
-NO_SENDS_AFTER_OPT_OUT = "no_messages_to_opted_out_numbers"
+NO_MESSAGES_TO_OPTED_OUT = "no_messages_to_opted_out_numbers"
 
 
 def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
@@ -83,7 +83,7 @@ def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
         )
     if endpoint == OPT_OUTS:
         yield AssetCheckSpec(
-            NO_SENDS_AFTER_OPT_OUT,
+            NO_MESSAGES_TO_OPTED_OUT,
             asset=asset_key(endpoint),
             # Also run after the reports: they are loaded in the same runs (pushed_data_job).
             additional_deps=[asset_key(BY_NAME["delivery_reports"])],
@@ -234,7 +234,7 @@ def _digits(column: str) -> str:
 def check_no_messages_to_opted_out_numbers(
     warehouse: Connection, endpoint: Endpoint
 ) -> AssetCheckResult:
-    check_key = AssetCheckKey(asset_key(endpoint), NO_SENDS_AFTER_OPT_OUT)
+    check_key = AssetCheckKey(asset_key(endpoint), NO_MESSAGES_TO_OPTED_OUT)
     tables = warehouse.columns(["delivery_reports", "sms"])
     if "delivery_reports" not in tables:
         return _result(check_key, True, description="No delivery reports loaded yet.", messages=0)
@@ -287,7 +287,7 @@ CHECKS: dict[str, Callable[[Connection, Endpoint], AssetCheckResult]] = {
     STATUS_KNOWN: check_status_known,
     FINAL_WITHIN_VALIDITY: check_final_within_validity,
     NO_UNREADABLE: check_no_recent_unreadable_events,
-    NO_SENDS_AFTER_OPT_OUT: check_no_messages_to_opted_out_numbers,
+    NO_MESSAGES_TO_OPTED_OUT: check_no_messages_to_opted_out_numbers,
 }
 
 

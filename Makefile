@@ -21,6 +21,8 @@ RECEIVER_ENV := SOURCES__MESSAGING__RECEIVER__PUBLIC_URL=$(RECEIVER_URL) \
 	SOURCES__MESSAGING__RECEIVER__LANDING_URL=$(LANDING_DIR)
 # The sandbox's pushes in `demo`, in seconds: a message moves on within a second, one bound to
 # expire within 5 s, and a refused push is tried again every second.
+# The demo's recipient: sent three messages, it replies STOP, and a fourth send is refused.
+DEMO_TO := +4915112345678
 DEMO_PUSHES := --accepted-after 0.2 --changed-after 1 --expired-after 5 --retry-every 1
 MATERIALIZE := DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster asset materialize -m messaging_assets.definitions
 
@@ -110,10 +112,13 @@ sandbox: install
 receiver: install
 	$(BIN)/python -m messaging_assets.receiver --port $(RECEIVER_PORT)
 
-# Starts the sandbox and the receiver of its pushes (with a token made for this demo), sends 3
-# sandbox messages that ask for delivery reports, materializes every asset with the real CLI, has
-# the sandbox push 3 inbound messages, waits until the receiver has taken every push, prints rows
-# per table and what landed, and stops both. Run it twice: reference counts stay the same.
+# Starts the sandbox and the receiver of its pushes (with a token made for this demo); has the
+# demo's recipient reply START (opted in, whatever an earlier demo left) and loads it; sends it 3
+# sandbox messages that ask for delivery reports; has the sandbox push 3 inbound messages, a STOP
+# from that recipient and two replies that opt nobody out; waits until the receiver has taken
+# every push; materializes every asset with the real CLI; shows a fourth send to the recipient
+# refused; prints rows per table and what landed, and stops both. Run it twice: reference counts
+# stay the same.
 # The Dagster instance of `demo` and `dev`: instance/dagster.yaml (DuckDB writer pool, run
 # monitoring, freshness), so demo runs show up in `make dev`'s run history.
 $(DAGSTER_HOME_DIR)/dagster.yaml: instance/dagster.yaml
@@ -133,14 +138,24 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 		--inbound-url $(RECEIVER_URL)/$$SOURCES__MESSAGING__RECEIVER__TOKEN/inbound-messages \
 		> .sandbox.log 2>&1 & echo $$! > .sandbox.pid; \
 	trap 'kill $$(cat .sandbox.pid) $$(cat .receiver.pid) 2>/dev/null; rm -f .sandbox.pid .receiver.pid' EXIT; \
-	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) && \
+	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) --reply '$(DEMO_TO):START' \
+		--pushed && \
+	$(MATERIALIZE) --select 'messaging/inbound_messages,messaging/opt_outs' 2>> .demo.log && \
 	for n in 1 2 3; do \
-		$(SANDBOX_ENV) SOURCES__MESSAGING__SMS__TO=+4915112345678 SOURCES__MESSAGING__SMS__FROM=DEMO \
+		$(SANDBOX_ENV) SOURCES__MESSAGING__SMS__TO=$(DEMO_TO) SOURCES__MESSAGING__SMS__FROM=DEMO \
 		SOURCES__MESSAGING__SMS__MESSAGE="messaging-assets demo $$n" \
 		$(MATERIALIZE) --select 'messaging/sms' 2>> .demo.log || exit 1; \
 	done && \
-	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) --inbound 3 --pushed && \
+	$(BIN)/python -m messaging_assets.sandbox.wait $(SANDBOX_URL) --inbound 3 \
+		--reply '$(DEMO_TO):STOP' --reply '+4917098765432:Stopp' \
+		--reply '+436641234567:please STOP texting' --pushed && \
 	$(SANDBOX_ENV) $(MATERIALIZE) --select '*' 2>> .demo.log && \
+	echo "A send to $(DEMO_TO), which replied STOP (+4917098765432's 'Stopp' and" \
+		"+436641234567's 'please STOP texting' opt nobody out):" && \
+	if $(SANDBOX_ENV) SOURCES__MESSAGING__SMS__TO=$(DEMO_TO) SOURCES__MESSAGING__SMS__FROM=DEMO \
+		$(MATERIALIZE) --select 'messaging/sms' 2>> .demo.log; then \
+		echo "it was sent: opt-outs are not honoured" >&2; exit 1; fi && \
+	grep -o 'messaging/sms: [^ ]* opted out: .* Nothing was sent\.' .demo.log | tail -n 1 && \
 	$(BIN)/python -m messaging_assets.report && \
 	$(BIN)/python -m messaging_assets.receiver.landing $(LANDING_DIR)
 

@@ -126,6 +126,15 @@ UNREADABLE: Mapping[str, Hint] = {
     "bodyBase64": TEXT,
 }
 
+# A phone number's current decision (`opt_outs`), from the inbound message that made it.
+OPT_OUT: Mapping[str, Hint] = {
+    "phoneNumber": TEXT,
+    "optedOut": BOOL,
+    "decidedAt": TIMESTAMP,
+    "keyword": TEXT,
+    "requestId": TEXT,
+}
+
 SEND: Mapping[str, Hint] = {
     # Generated here for every send before it leaves: the one id every send has.
     "reference": TEXT,
@@ -139,6 +148,8 @@ SEND: Mapping[str, Hint] = {
     # accepted, or unknown when the answer never came (the send may have been billed).
     "outcome": TEXT,
     "note": TEXT,
+    # Set when the run config sent to a number that had opted out: which opt-out it overrode.
+    "optOutOverride": TEXT,
 }
 
 CONTACT: Mapping[str, Hint] = dict.fromkeys(

@@ -8,7 +8,13 @@ check_settings_files()
 
 from dagster import Definitions, in_process_executor
 
-from messaging_assets.defs.assets import list_assets, pushed_assets, send_assets, status_assets
+from messaging_assets.defs.assets import (
+    list_assets,
+    opt_out_assets,
+    pushed_assets,
+    send_assets,
+    status_assets,
+)
 from messaging_assets.defs.checks import messaging_checks
 from messaging_assets.defs.delivery_summary import DELIVERY_SUMMARY_CHECKS, delivery_summary
 from messaging_assets.defs.dlt_resource import MessagingDltResource
@@ -30,7 +36,14 @@ from messaging_assets.defs.writers import WritersPool
 WRITERS = WritersPool()
 
 defs = Definitions(
-    assets=[send_assets, status_assets, list_assets, pushed_assets, delivery_summary],
+    assets=[
+        send_assets,
+        status_assets,
+        list_assets,
+        pushed_assets,
+        opt_out_assets,
+        delivery_summary,
+    ],
     asset_checks=[messaging_checks, *DELIVERY_SUMMARY_CHECKS],
     jobs=[message_status_job, reference_data_job, pushed_data_job],
     schedules=[reference_data_schedule, message_status_schedule, pushed_data_schedule],

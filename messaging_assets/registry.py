@@ -24,7 +24,7 @@ API_SHAPES: tuple[ApiShape, ...] = get_args(ApiShape)
 # The header that carries the key when SOURCES__MESSAGING__API_KEY_HEADER does not say.
 KEY_HEADERS: Mapping[ApiShape, str] = {"data": "api_key", "provider": "apikey"}
 
-Kind = Literal["send", "status", "list", "pushed"]
+Kind = Literal["send", "status", "list", "pushed", "derived"]
 # merge: a record replaces the stored one of its key; scd2: with history; insert-only: the first
 # record of a key is kept and later copies are dropped (events, which never change).
 History = Literal["merge", "scd2", "insert-only"]
@@ -42,6 +42,13 @@ UNRANKED = -1
 
 # dlt's write disposition for records that never change once stored.
 INSERT_ONLY: Mapping[str, str] = {"disposition": "merge", "strategy": "insert-only"}
+# dlt's write disposition for a full set kept with history: a key absent from a load is retired.
+SCD2: Mapping[str, str] = {"disposition": "merge", "strategy": "scd2"}
+WRITE_DISPOSITIONS: Mapping[History, str | Mapping[str, str]] = {
+    "merge": "merge",
+    "scd2": SCD2,
+    "insert-only": INSERT_ONLY,
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ class Endpoint:
     path: str
     # send: one billed request per run; status: one look-up per requestId; list: a full list;
     # pushed: what the provider posts to the receiver, read from the landing zone (`path` is the
-    # receiver's, `<endpoint>` the landing folder).
+    # receiver's, `<endpoint>` the landing folder); derived: computed from the warehouse's tables
+    # of `upstream`, asking the API nothing (no `path`, no `selector`).
     kind: Kind
     history: History
     automation: Automation
@@ -75,11 +83,12 @@ class Endpoint:
         }
 
     def merge_hints(self) -> dict[str, Any]:
-        """dlt.resource's arguments for a resource merged on its key."""
+        """dlt.resource's arguments for a resource merged on its key (with history if scd2)."""
+        disposition = WRITE_DISPOSITIONS[self.history]
         return {
             "name": self.name,
             "primary_key": self.key,
-            "write_disposition": dict(INSERT_ONLY) if self.history == "insert-only" else "merge",
+            "write_disposition": disposition if isinstance(disposition, str) else dict(disposition),
             # DuckDB's default (insert_values) is several times slower and hungrier.
             "file_format": "parquet",
             "columns": column_hints.named(self.columns, self.key),
@@ -195,6 +204,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         selector={"data": "$", "provider": "$"},
         nested={"contentList": column_hints.INBOUND_PART},
     ),
+    Endpoint(
+        name="opt_outs",
+        description=(
+            "Whether each phone number opted out of messages (replied STOP, or another opt-out "
+            "word) or back in (START), decided by its latest such reply by sent time, from "
+            "`messaging/inbound_messages`; numbers in E.164. With history (scd2): current rows "
+            "have no _dlt_valid_to. `messaging/sms` refuses to send to an opted-out number."
+        ),
+        path="",
+        kind="derived",
+        history="scd2",
+        # Follows the inbound messages it is computed from, in the same runs.
+        automation="pushed",
+        key="phoneNumber",
+        columns=column_hints.OPT_OUT,
+        selector={},
+        upstream=("inbound_messages",),
+    ),
 )
 
 # Pushed events that could not be read, of every pushed endpoint: one table beside theirs.
@@ -216,3 +243,4 @@ def with_automation(automation: Automation) -> tuple[Endpoint, ...]:
 (STATUS,) = of_kind("status")
 LISTS = of_kind("list")
 PUSHED = of_kind("pushed")
+(OPT_OUTS,) = of_kind("derived")

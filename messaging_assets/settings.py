@@ -363,6 +363,45 @@ def resource_settings(name: str) -> ResourceSettings:
     return resolve(ResourceSettings(), ("sources", SOURCE, name))
 
 
+def _words(value: Any) -> list[str]:
+    """A list of words given as a list or as comma-separated text."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+@configspec
+class OptOutSettings(Checked):
+    """`[sources.messaging.opt_outs]`: words that opt out or back in, besides the usual ones
+    (`source/opt_outs.py`), as a list or comma-separated text; matched ignoring case."""
+
+    opt_out_keywords: Any | None = None
+    opt_in_keywords: Any | None = None
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("sources", SOURCE, "opt_outs")
+
+    def rules(self) -> list[tuple[str, str]]:
+        return [
+            (name, "expected words of letters or digits, as a list or comma-separated")
+            for name in ("opt_out_keywords", "opt_in_keywords")
+            if not isinstance(getattr(self, name), (str, list, type(None)))
+            or not all(word.isalnum() for word in _words(getattr(self, name)))
+        ]
+
+    @property
+    def opt_out_words(self) -> list[str]:
+        return _words(self.opt_out_keywords)
+
+    @property
+    def opt_in_words(self) -> list[str]:
+        return _words(self.opt_in_keywords)
+
+
+def opt_out_settings() -> OptOutSettings:
+    return resolve(OptOutSettings(), OptOutSettings.SECTIONS)
+
+
 @configspec
 class LookupSettings(Checked):
     """`[extract] workers`: status look-ups in flight at once (dlt's extract setting)."""

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from messaging_assets.defs.translator import MessagingTranslator
 from messaging_assets.defs.writers import WRITER_POOL
-from messaging_assets.registry import GROUP, LISTS, PUSHED, SEND, STATUS
+from messaging_assets.registry import GROUP, LISTS, OPT_OUTS, PUSHED, SEND, STATUS
 from messaging_assets.source import RunOptions, definition_source, messaging_source
 from messaging_assets.source.sending import SendRequest, reference_for
 from messaging_assets.warehouse.destination import messaging_pipeline
@@ -37,6 +37,11 @@ class SendConfig(Config):
     to: str | None = Field(default=None, description="Recipient, E.164 (e.g. +4915112345678).")
     from_: str | None = Field(default=None, alias="from", description="Sender id or number.")
     message: str | None = Field(default=None, description="Text; each 160-char part is billed.")
+    send_to_opted_out: bool = Field(
+        default=False,
+        description="Send even if `to` opted out (messaging/opt_outs), for a message the law "
+        "allows, such as confirming the opt-out; the send records the opt-out it overrode.",
+    )
 
     def options(self, context: AssetExecutionContext) -> RunOptions:
         # `from` is a Python keyword, so the settings are read by their path.
@@ -46,7 +51,11 @@ class SendConfig(Config):
             return RunOptions()
         text = self.message or dlt.config.get("sources.messaging.sms.message") or ""
         reference = reference_for(context.run.run_id, context.run.root_run_id)
-        return RunOptions(send=SendRequest(to, sender, text, reference, context.run.run_id))
+        return RunOptions(
+            send=SendRequest(
+                to, sender, text, reference, context.run.run_id, self.send_to_opted_out
+            )
+        )
 
 
 class StatusConfig(Config):
@@ -132,4 +141,12 @@ def list_assets(
     config: ListConfig,
 ):
     source = messaging_source(config.options(context)).with_resources(*LIST_NAMES)
+    yield from dlt.run(context=context, dlt_source=source)
+
+
+# Its own block, after the inbound messages it reads (its asset depends on theirs): in the run
+# that loads them, it sees them.
+@dlt_assets(**_dlt_assets_args(OPT_OUTS.name, OPT_OUTS.name))
+def opt_out_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
+    source = messaging_source(RunOptions()).with_resources(OPT_OUTS.name)
     yield from dlt.run(context=context, dlt_source=source)

@@ -23,11 +23,13 @@ from messaging_assets.registry import (
     BY_NAME,
     ENDPOINTS,
     FINAL_STATUSES,
+    OPT_OUTS,
     PENDING_STATUSES,
     UNREADABLE_TABLE,
     Endpoint,
 )
 from messaging_assets.settings import resource_settings, variable
+from messaging_assets.source.opt_outs import masked
 from messaging_assets.warehouse import sql, type_changes
 from messaging_assets.warehouse.connection import Connection, connect
 
@@ -39,6 +41,7 @@ VALUES_KEEP_TYPES = "values_keep_their_types"
 STATUS_KNOWN = "status_known"
 FINAL_WITHIN_VALIDITY = "final_within_validity"
 NO_UNREADABLE = "no_recent_unreadable_events"
+NO_MESSAGES_TO_OPTED_OUT = "no_messages_to_opted_out_numbers"
 
 
 def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
@@ -77,6 +80,17 @@ def _specs(endpoint: Endpoint) -> Iterator[AssetCheckSpec]:
             "within the last MESSAGING__AUTOMATION__UNREADABLE_WINDOW_DAYS "
             f"({AUTOMATION.unreadable_window_days:g} days): it is kept, as it came and with why, "
             f"in `{UNREADABLE_TABLE}`. Says how many, and where the latest are (file:line).",
+        )
+    if endpoint == OPT_OUTS:
+        yield AssetCheckSpec(
+            NO_MESSAGES_TO_OPTED_OUT,
+            asset=asset_key(endpoint),
+            # Also run after the reports: they are loaded in the same runs (pushed_data_job).
+            additional_deps=[asset_key(BY_NAME["delivery_reports"])],
+            description="Fails when a delivery report shows a message submitted to a number "
+            "after it opted out (and before it opted back in), by any sender using the account, "
+            "other than sends made with `send_to_opted_out`. Says how many, to how many "
+            "numbers, which sender ids, and a sample with the numbers masked.",
         )
 
 
@@ -211,12 +225,69 @@ def check_no_recent_unreadable_events(
     )
 
 
+def _digits(column: str) -> str:
+    """A number as its digits without leading zeros, in SQL: how a report's `to`, written as the
+    sender wrote it, meets an E.164 number of `opt_outs` (`0049…`, `49…` and `+49…` alike)."""
+    return f"ltrim(regexp_replace({column}, '[^0-9]', '', 'g'), '0')"
+
+
+def check_no_messages_to_opted_out_numbers(
+    warehouse: Connection, endpoint: Endpoint
+) -> AssetCheckResult:
+    check_key = AssetCheckKey(asset_key(endpoint), NO_MESSAGES_TO_OPTED_OUT)
+    tables = warehouse.columns(["delivery_reports", "sms"])
+    if "delivery_reports" not in tables:
+        return _result(check_key, True, description="No delivery reports loaded yet.", messages=0)
+    to, sender = warehouse.column("to"), warehouse.column("from")
+    # Each opt-out version holds from its decision until the number's next decision, if any.
+    windows = (
+        f"SELECT phone_number, decided_at, LEAD(decided_at) OVER (PARTITION BY phone_number "
+        f"ORDER BY decided_at, _dlt_valid_from) AS until, opted_out "
+        f"FROM {warehouse.table(endpoint.name)}"
+    )
+    overridden = ""
+    if "opt_out_override" in tables.get("sms", {}):
+        overridden = (
+            f"AND r.request_id NOT IN (SELECT request_id FROM {warehouse.table('sms')} "
+            "WHERE opt_out_override IS NOT NULL AND request_id IS NOT NULL)"
+        )
+    found = warehouse.rows(
+        f"SELECT DISTINCT r.request_id, r.{sender}, w.phone_number, r.submit_date "
+        f"FROM {warehouse.table('delivery_reports')} r JOIN ({windows}) w "
+        f"ON {_digits('r.' + to)} = {_digits('w.phone_number')} "
+        f"WHERE w.opted_out AND {_digits('w.phone_number')} <> '' "
+        "AND r.submit_date > w.decided_at AND (w.until IS NULL OR r.submit_date < w.until) "
+        f"{overridden} ORDER BY r.submit_date DESC, r.request_id"
+    )
+    messages = {request_id for request_id, *_ in found}
+    if not messages:
+        return _result(check_key, True, messages=0)
+    numbers = sorted({number for _, _, number, _ in found})
+    senders = sorted({str(sent_by) for _, sent_by, _, _ in found})
+    sample = [
+        f"{request_id} from {sent_by} to {masked(number)} at {submitted.isoformat()}"
+        for request_id, sent_by, number, submitted in found[:SAMPLE]
+    ]
+    return _result(
+        check_key,
+        False,
+        description=f"{len(messages)} message(s) were submitted to {len(numbers)} number(s) "
+        f"after they opted out, by sender id(s) {', '.join(senders)}; the latest: "
+        f"{'; '.join(sample)}.",
+        messages=len(messages),
+        numbers=len(numbers),
+        sender_ids=", ".join(senders),
+        sample="; ".join(sample),
+    )
+
+
 CHECKS: dict[str, Callable[[Connection, Endpoint], AssetCheckResult]] = {
     PRIMARY_KEY: check_primary_key,
     VALUES_KEEP_TYPES: check_values_keep_their_types,
     STATUS_KNOWN: check_status_known,
     FINAL_WITHIN_VALIDITY: check_final_within_validity,
     NO_UNREADABLE: check_no_recent_unreadable_events,
+    NO_MESSAGES_TO_OPTED_OUT: check_no_messages_to_opted_out_numbers,
 }
 
 

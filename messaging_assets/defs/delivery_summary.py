@@ -3,9 +3,10 @@
 Computed by SQL over `messaging.messages` and `messaging.messages__parts` (delivery_queries.py),
 and loaded by dlt into
 `messaging.delivery_summary` with the cost per currency as rows of
-`messaging.delivery_summary__cost`: the same table on every destination. Its materialization
-metadata carries top-level numbers (plotted over time in the asset's Plots view), a markdown
-table of the last 7 days and the table's row count and column schema.
+`messaging.delivery_summary__cost`: the same table on every destination. Opt-outs and opt-ins
+per day, from `messaging.opt_outs`, go to `messaging.delivery_summary_opt_outs`. Its
+materialization metadata carries top-level numbers (plotted over time in the asset's Plots view),
+markdown tables of the last 7 days and the table's row count and column schema.
 """
 
 from decimal import Decimal
@@ -29,13 +30,22 @@ from dagster import (
 from messaging_assets.defs.automation import summary_freshness
 from messaging_assets.defs.translator import asset_key
 from messaging_assets.defs.writers import WRITER_POOL, StepContext, WritersPool
-from messaging_assets.registry import GROUP, STATUS
+from messaging_assets.registry import GROUP, OPT_OUTS, STATUS
 from messaging_assets.warehouse.connection import connect
-from messaging_assets.warehouse.delivery_metrics import COLUMNS, RECENT_DAYS, Summary, build_summary
+from messaging_assets.warehouse.delivery_metrics import (
+    COLUMNS,
+    OPT_OUT_COLUMNS,
+    RECENT_DAYS,
+    OptOutDays,
+    Summary,
+    build_summary,
+    opt_outs_per_day,
+)
 from messaging_assets.warehouse.run_directories import run_pipeline
 
 SUMMARY_KEY = AssetKey([GROUP, "delivery_summary"])
 TABLE = "delivery_summary"
+OPT_OUTS_TABLE = "delivery_summary_opt_outs"
 
 COST_COLUMNS = {
     "currency": {"data_type": "text"},
@@ -70,7 +80,16 @@ def recent_markdown(summary: Summary) -> str:
     return header + "\n".join(lines) + "\n"
 
 
-def summary_metadata(summary: Summary, schema: TableSchema) -> dict[str, Any]:
+def opt_outs_markdown(days: OptOutDays) -> str:
+    header = "| day (UTC) | opt-outs | opt-ins |\n| --- | ---: | ---: |\n"
+    recent = days.rows[-RECENT_DAYS:][::-1]
+    if not recent:
+        return header + "| no replies yet | 0 | 0 |\n"
+    lines = [f"| {row['day']} | {row['opt_outs']} | {row['opt_ins']} |" for row in recent]
+    return header + "\n".join(lines) + "\n"
+
+
+def summary_metadata(summary: Summary, schema: TableSchema, days: OptOutDays) -> dict[str, Any]:
     messages, pending, rate, median, p95 = summary.totals
     metadata: dict[str, Any] = {
         # Top-level numbers: Dagster plots each one over materializations (Plots view).
@@ -84,6 +103,8 @@ def summary_metadata(summary: Summary, schema: TableSchema) -> dict[str, Any]:
     for currency, cost in sorted(summary.costs.items()):
         metadata[f"cost_{currency.lower()}"] = MetadataValue.float(float(cost))
     metadata[f"last_{RECENT_DAYS}_days"] = MetadataValue.md(recent_markdown(summary))
+    metadata["opted_out_numbers"] = MetadataValue.int(days.opted_out)
+    metadata[f"opt_outs_last_{RECENT_DAYS}_days"] = MetadataValue.md(opt_outs_markdown(days))
     metadata["dagster/row_count"] = MetadataValue.int(len(summary.rows))
     metadata["dagster/column_schema"] = MetadataValue.table_schema(schema)
     return metadata
@@ -102,15 +123,25 @@ def summary_resource(rows: list[dict[str, Any]]) -> Any:
     )
 
 
+def opt_outs_resource(rows: list[dict[str, Any]]) -> Any:
+    return dlt.resource(
+        rows or [dlt.mark.materialize_table_schema()],
+        name=OPT_OUTS_TABLE,
+        write_disposition="replace",
+        columns={name: {"name": name, **hint} for name, (hint, _) in OPT_OUT_COLUMNS.items()},
+    )
+
+
 @asset(
     key=SUMMARY_KEY,
-    deps=[asset_key(STATUS)],
+    deps=[asset_key(STATUS), asset_key(OPT_OUTS)],
     group_name=GROUP,
     kinds={"dlt", "sql"},
     description=(
         "Per submit day (UTC), status and network (mccmnc): messages, parts, delivery rate, "
         "median and p95 seconds to a final state; cost per currency in `delivery_summary__cost`."
-        f" Table `{TABLE}`; refreshed after every `messaging/messages` update."
+        f" Table `{TABLE}`; opt-outs and opt-ins per day in `{OPT_OUTS_TABLE}`. Refreshed after "
+        "every `messaging/messages` or `messaging/opt_outs` update."
     ),
     automation_condition=AutomationCondition.eager(),
     freshness_policy=summary_freshness(),
@@ -120,7 +151,8 @@ def delivery_summary(context: AssetExecutionContext, writers: WritersPool) -> Ma
     with writers.turn(context), run_pipeline(context.run.run_id) as pipeline:
         with connect(pipeline) as warehouse:
             summary = build_summary(warehouse)
-        pipeline.run(summary_resource(summary.rows))
+            days = opt_outs_per_day(warehouse)
+        pipeline.run([summary_resource(summary.rows), opt_outs_resource(days.rows)])
     if not summary.totals[0]:
         context.log.info("No messages with a status yet: the summary is empty.")
     schema = TableSchema(
@@ -129,7 +161,7 @@ def delivery_summary(context: AssetExecutionContext, writers: WritersPool) -> Ma
             for name, (hint, description) in COLUMNS.items()
         ]
     )
-    return MaterializeResult(metadata=summary_metadata(summary, schema))
+    return MaterializeResult(metadata=summary_metadata(summary, schema, days))
 
 
 def _count(context: StepContext, writers: WritersPool, where: str) -> int:

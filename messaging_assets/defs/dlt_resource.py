@@ -20,11 +20,12 @@ from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from messaging_assets.defs.writers import WritersPool
-from messaging_assets.registry import BY_NAME, SOURCE
+from messaging_assets.registry import BY_NAME, OPT_OUTS, SOURCE
 from messaging_assets.settings import resource_settings, variable
 from messaging_assets.source.journal import not_stored, send_outcome, sends_of
 from messaging_assets.source.sending import reference_for
 from messaging_assets.warehouse.connection import connect
+from messaging_assets.warehouse.delivery_metrics import opt_outs_per_day
 from messaging_assets.warehouse.destination import pipelines_dir
 from messaging_assets.warehouse.run_directories import finish_abandoned, run_pipeline
 from messaging_assets.warehouse.upgrades import upgrade
@@ -91,6 +92,10 @@ class MessagingDltResource(DagsterDltResource):
                 metadata["sent"] = MetadataValue.int(sent)
                 if note:
                     metadata["note"] = MetadataValue.text(note)
+            if entry == OPT_OUTS:
+                # Plotted over materializations in the asset's Plots view.
+                opted_out = opt_outs_per_day(warehouse).opted_out
+                metadata["opted_out_numbers"] = MetadataValue.int(opted_out)
         if entry.kind == "list":
             metadata["primary_key"] = MetadataValue.text(_key_of(dlt_pipeline, table))
         return metadata

@@ -632,3 +632,26 @@ def inbound_messages(
             }
         )
     return messages
+
+
+def reply_message(sender: str, to: str, text: str) -> dict[str, Any]:
+    """A one-part inbound message from `sender` saying `text`, sent now: a recipient's reply,
+    such as STOP or START."""
+    return {
+        "requestId": str(uuid.uuid4()),
+        "from": sender,
+        "to": to,
+        "message": text,
+        "missingParts": False,
+        "contentList": [
+            {
+                "msgId": str(uuid.uuid4()),
+                "sentDate": format_ts(int(time.time()), 120),
+                "sequenceNumber": 1,
+                "price": 0.0,
+                "currency": "EUR",
+                "priceEffective": INBOUND_PRICE_EFFECTIVE,
+            }
+        ],
+        "size": 1,
+    }

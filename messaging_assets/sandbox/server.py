@@ -85,7 +85,8 @@ _LIST_PATHS = {"/messaging/v1/sms": "sms"} | {
 _MESSAGES_PATH = "/messaging/v1/messages"
 _BYON_PREFIX = "/byon/"
 STATS_PATH = "/_sandbox/stats"
-# POST (count=N, default 3): push N inbound messages to the inbound URL (`make demo`, `make dev`).
+# POST (count=N, default 3): push N inbound messages to the inbound URL (`make demo`, `make dev`);
+# with from=NUMBER&text=TEXT instead, one reply from that number (STOP, START, ...).
 INBOUND_PATH = "/_sandbox/inbound-messages"
 PROBLEM_BASE = "https://sandbox.local/problems/"
 JSON = "application/json"
@@ -940,7 +941,29 @@ class Sandbox:
             self._pusher.push("inbound_message", message["requestId"], self.inbound_url, body)
         return pushed
 
+    def push_reply(self, sender: str, text: str) -> dict[str, Any]:
+        """Push one inbound message from `sender` saying `text` (a STOP or START reply, or a near
+        miss) to one of the account's numbers, sent now; the body as pushed."""
+        if not self.inbound_url:
+            raise RuntimeError("no inbound URL: start the sandbox with inbound_url (--inbound-url)")
+        with self._lock:
+            (number,) = [p["phoneNumber"] for p in data.phone_records(1, self.seed, 0)]
+        message = data.reply_message(sender, number, text)
+        self._pusher.push(
+            "inbound_message", message["requestId"], self.inbound_url, _encode(message)
+        )
+        return message
+
     def _inbound_answer(self, params: dict[str, str]) -> _Answer:
+        if "text" in params:
+            if not params.get("from"):
+                return self._error(False, 400, "a reply needs `from` (the number replying)")
+            if not self.inbound_url:
+                return self._error(
+                    False, 409, "No inbound URL: start the sandbox with --inbound-url"
+                )
+            reply = self.push_reply(params["from"], params["text"])
+            return _Answer(200, (_encode({"pushed": [reply["requestId"]]}),))
         count = _count(params, "count", 3)
         if count is None or not 1 <= count <= 1000:
             return self._error(False, 400, "count must be from 1 to 1000")

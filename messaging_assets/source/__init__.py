@@ -1,6 +1,7 @@
 """The messaging API as one dlt source: a resource per registry entry, and everything that talks
 to the API (sessions, answers, paging, lists, statuses, sending and its journal, arrow pages and
-the values kept beside their column) or reads what it pushed (the receiver's landing zone).
+the values kept beside their column) or reads what it pushed (the receiver's landing zone), and
+what is derived from that in the warehouse (opt-outs).
 
 It may import dlt, the warehouse layer, the registry and the settings; never Dagster (a test
 holds it to that).
@@ -24,6 +25,7 @@ from messaging_assets.registry import LISTS, PUSHED, SOURCE
 from messaging_assets.settings import automation_settings
 from messaging_assets.source.api import Api
 from messaging_assets.source.lists import list_resource
+from messaging_assets.source.opt_outs import opt_out_resource
 from messaging_assets.source.pushed import landing_url, pushed_resource
 from messaging_assets.source.sending import SendRequest, send_resource
 from messaging_assets.source.statuses import status_resource
@@ -64,6 +66,7 @@ def messaging_source(
         ),
         *(list_resource(api, resource, options.accept_shrink) for resource in LISTS),
         *(pushed_resource(resource, url, lag) for resource in PUSHED),
+        opt_out_resource(),
     ]
 
 

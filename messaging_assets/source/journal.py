@@ -26,7 +26,7 @@ NOTHING_SENT = (
 )
 _FIELDS = (
     "reference", "run_id", "owner", "recipient", "sender", "requested_at", "state",
-    "request_id", "status", "submit_date", "note",
+    "request_id", "status", "submit_date", "note", "opt_out_override",
 )  # fmt: skip
 
 
@@ -44,6 +44,10 @@ class Journal:
         self.warehouse.execute(
             self.warehouse.translated(f"CREATE TABLE IF NOT EXISTS {self.table} ({definition})")
         )
+        # A journal created by a version before opt-outs.
+        self.warehouse.execute(
+            f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS opt_out_override VARCHAR"
+        )
 
     def entry(self, reference: str) -> dict[str, Any] | None:
         rows = self.warehouse.rows(
@@ -51,10 +55,17 @@ class Journal:
         )
         return dict(zip(_FIELDS, rows[0], strict=True)) if rows else None
 
-    def add(self, reference: str, run_id: str, to: str, sender: str) -> None:
+    def add(
+        self,
+        reference: str,
+        run_id: str,
+        to: str,
+        sender: str,
+        opt_out_override: str | None = None,
+    ) -> None:
         values = (
             reference, run_id, _owner(), to, sender,
-            datetime.now(timezone.utc), SENDING, None, None, None, None,
+            datetime.now(timezone.utc), SENDING, None, None, None, None, opt_out_override,
         )  # fmt: skip
         marks = ", ".join(["%s"] * len(_FIELDS))
         self.warehouse.execute(
@@ -185,4 +196,5 @@ def as_stored(entry: dict[str, Any]) -> dict[str, Any]:
         "submittedAt": entry["requested_at"],
         "outcome": outcome,
         "note": note,
+        "optOutOverride": entry["opt_out_override"],
     }

@@ -29,7 +29,7 @@ from dlt.sources.rest_api import create_paginator
 from requests import Request, Response
 
 from messaging_assets import column_hints
-from messaging_assets.registry import SOURCE, Endpoint
+from messaging_assets.registry import SCD2, SOURCE, Endpoint
 from messaging_assets.settings import (
     ResourceSettings,
     SettingError,
@@ -44,7 +44,6 @@ from messaging_assets.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
 
-SCD2 = {"disposition": "merge", "strategy": "scd2"}
 SAMPLE = 5
 
 Page = pa.Table | list[dict[str, Any]]
@@ -220,7 +219,11 @@ def list_resource(api: Api, endpoint: Endpoint, accept_shrink: bool) -> DltResou
             guard.finish(warehouse.current_row_count(endpoint.name))
 
     return dlt.resource(
-        pages, name=endpoint.name, write_disposition=SCD2, columns=hints, file_format="parquet"
+        pages,
+        name=endpoint.name,
+        write_disposition=dict(SCD2),
+        columns=hints,
+        file_format="parquet",
     )()
 
 

@@ -10,6 +10,10 @@ re-executing a run never sends again.
 With SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set, a send asks the provider to post its delivery
 reports to the receiver (`callbackUrl`, `callbackMethod=POST`). That URL holds the receiver's
 token, a secret redacted from errors and logs as the key is.
+
+A send to a number that opted out (`messaging.opt_outs`, opt_outs.py) is refused before it is
+journaled, unless the run config says `send_to_opted_out`; the opt-out it overrode is then
+recorded with the send (`opt_out_override`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
 import dlt
@@ -30,6 +35,7 @@ from messaging_assets.registry import SEND
 from messaging_assets.source.answers import Answers, ApiError, Redactor, explanation
 from messaging_assets.source.api import Api
 from messaging_assets.source.journal import ACCEPTED, UNKNOWN, Journal, as_stored
+from messaging_assets.source.opt_outs import OptOut, current_opt_out, masked
 from messaging_assets.source.sessions import certainly_not_sent
 from messaging_assets.warehouse.connection import connect
 
@@ -48,6 +54,8 @@ class SendRequest:
     # The client reference sent with the SMS and echoed back: the one id every send has.
     reference: str
     run_id: str
+    # Send even if `to` opted out (a message the law allows, such as confirming the opt-out).
+    send_to_opted_out: bool = False
 
 
 def reference_for(run_id: str, root_run_id: str | None) -> str:
@@ -84,6 +92,29 @@ def without_secrets(error: RequestException, redact: Redactor) -> RequestExcepti
     return type(error)(redact(str(error)))
 
 
+OVERRIDE_FIELD = "send_to_opted_out"
+
+
+class OptedOut(RuntimeError):
+    """A send to a number that opted out, refused before anything was sent."""
+
+    def __init__(self, opt_out: OptOut) -> None:
+        super().__init__(
+            f"messaging/sms: {masked(opt_out.number)} opted out: {opted_out_by(opt_out)}. "
+            f"Nothing was sent. To send a message the law allows anyway (such as confirming the "
+            f"opt-out), set `{OVERRIDE_FIELD}: true` in the run config "
+            f"(ops.messaging_sms.config); the send then records the opt-out it overrode."
+        )
+
+
+def opted_out_by(opt_out: OptOut) -> str:
+    sent = opt_out.decided_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"it replied {opt_out.keyword} at {sent} (inbound message {opt_out.request_id}, "
+        f"messaging.opt_outs)"
+    )
+
+
 class SendOutcomeUnknown(RuntimeError):
     """A send that may have reached the API, and so may have been billed: never repeated."""
 
@@ -117,7 +148,15 @@ def send_resource(api: Api, request: SendRequest | None) -> DltResource:
                 earlier["state"],
             )
             return
-        journal.add(request.reference, request.run_id, request.to, request.sender)
+        # Before the journal and the request: a refused send leaves no trace and bills nothing.
+        opt_out = current_opt_out(journal.warehouse, request.to)
+        override = None
+        if opt_out is not None:
+            if not request.send_to_opted_out:
+                raise OptedOut(opt_out)
+            override = f"{OVERRIDE_FIELD}: {opted_out_by(opt_out)}"
+            log.warning("messaging/sms: sending to an opted-out number: %s.", override)
+        journal.add(request.reference, request.run_id, request.to, request.sender, override)
         params = {
             "to": request.to,
             "from": request.sender,

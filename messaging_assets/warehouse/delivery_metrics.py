@@ -1,11 +1,12 @@
 """The SQL of the delivery summary, and the numbers it computes from `messaging.messages` and
-`messaging.messages__parts`: written once, in DuckDB's dialect, translated for other
-destinations by the warehouse layer."""
+`messaging.messages__parts`, and opt-outs and opt-ins per day from `messaging.opt_outs`: written
+once, in DuckDB's dialect, translated for other destinations by the warehouse layer."""
 
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from messaging_assets.registry import OPT_OUTS
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection
 
@@ -95,6 +96,43 @@ RECENT = """WITH {base}
 SELECT submit_day, status, count(*), CAST(sum(parts) AS BIGINT), {durations}
 FROM base WHERE submit_day > (SELECT max(submit_day) FROM base) - {days}
 GROUP BY submit_day, status ORDER BY submit_day DESC, count(*) DESC, status"""
+
+
+OPT_OUT_COLUMNS: dict[str, tuple[dict[str, Any], str]] = {
+    "day": ({"data_type": "date"}, "Day the deciding replies were sent, UTC."),
+    "opt_outs": ({"data_type": "bigint"}, "Numbers that opted out that day."),
+    "opt_ins": ({"data_type": "bigint"}, "Numbers that opted back in (or first in) that day."),
+}
+
+# Each version of a number in `opt_outs` (scd2) is a decision that changed its state.
+OPT_OUTS_PER_DAY = """SELECT CAST(timezone('UTC', decided_at) AS DATE) AS day,
+    count(*) FILTER (WHERE opted_out) AS opt_outs,
+    count(*) FILTER (WHERE NOT opted_out) AS opt_ins
+FROM {opt_outs} GROUP BY 1 ORDER BY 1"""
+
+
+@dataclass
+class OptOutDays:
+    rows: list[dict[str, Any]]
+    # Numbers opted out now.
+    opted_out: int
+
+
+def opt_outs_per_day(warehouse: Connection) -> OptOutDays:
+    """Opt-outs and opt-ins per day, and the numbers opted out now (none before the first load
+    of `opt_outs`)."""
+    columns = warehouse.columns([OPT_OUTS.name]).get(OPT_OUTS.name)
+    if not columns:
+        return OptOutDays([], 0)
+    table = warehouse.table(OPT_OUTS.name)
+    statement = warehouse.translated(OPT_OUTS_PER_DAY.format(opt_outs=table))
+    rows = [
+        dict(zip(OPT_OUT_COLUMNS, (day, int(outs), int(ins)), strict=True))
+        for day, outs, ins in warehouse.rows(statement)
+    ]
+    current = sql.current_rows(sql.VALID_TO in columns)
+    opted_out = warehouse.scalar(f"SELECT count(*) FROM {table} WHERE opted_out AND {current}")
+    return OptOutDays(rows, int(opted_out))
 
 
 @dataclass

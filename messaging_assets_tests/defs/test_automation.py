@@ -33,6 +33,7 @@ REFERENCE = {AssetKey(["messaging", n]) for n in ("contacts", "phones", "registr
 MESSAGES = AssetKey(["messaging", "messages"])
 SMS = AssetKey(["messaging", "sms"])
 PUSHED = {AssetKey(["messaging", n]) for n in ("delivery_reports", "inbound_messages")}
+OPT_OUTS = AssetKey(["messaging", "opt_outs"])
 
 
 @pytest.fixture
@@ -82,10 +83,10 @@ def test_schedules_and_automation_sensor_run_by_default():
     assert messaging_automation_sensor.default_status == DefaultSensorStatus.RUNNING
 
 
-def test_pushed_data_loads_with_messages_asking_the_api_nothing_fresh_within_30_minutes():
+def test_pushed_data_loads_with_messages_and_opt_outs_asking_the_api_nothing_fresh_in_30_min():
     assert landed_files_sensor.job_name == pushed_data_schedule.job_name
     assert landed_files_sensor.default_status == DefaultSensorStatus.RUNNING
-    assert selected_assets(pushed_data_schedule.job_name) == PUSHED | {MESSAGES}
+    assert selected_assets(pushed_data_schedule.job_name) == PUSHED | {MESSAGES, OPT_OUTS}
     assert defs.resolve_job_def(pushed_data_schedule.job_name).run_config == PUSHED_RUN_CONFIG
     assert pushed_data_schedule.cron_schedule == "*/20 * * * *"
     graph = defs.resolve_asset_graph()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from dagster import AssetCheckSeverity
 
 from messaging_assets.defs.automation import AUTOMATION
@@ -18,6 +19,7 @@ from messaging_assets_tests.conftest import (
     check_metadata,
     run_config,
 )
+from messaging_assets_tests.source.test_opt_outs import SENT, reply
 from messaging_assets_tests.source.test_pushed import report
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
@@ -175,3 +177,52 @@ def test_unreadable_events_are_kept_and_fail_their_endpoints_check_while_recent(
     assert f"{reports}:1 (not JSON" in found["sample"]
     assert AUTOMATION.unreadable_window_days == found["window_days"] == 7
     assert check(result, "inbound_messages", "no_recent_unreadable_events").passed
+
+
+@both_destinations
+@pytest.mark.parametrize(
+    ("submitted_minutes", "passed"),
+    [pytest.param(-30, True, id="before-the-opt-out"), pytest.param(30, False, id="after-it")],
+)
+def test_a_report_of_another_senders_message_after_an_opt_out_fails_the_check(
+    run, landed: Landing, submitted_minutes: int, passed: bool
+):
+    landed.land(INBOUND_MESSAGES, reply("stop-1", "STOP", 0, sender="+4915112345678"))
+    submitted = SENT + timedelta(minutes=submitted_minutes)
+    # Another system using the account, which wrote the number its own way.
+    landed.land(
+        DELIVERY_REPORTS,
+        report(
+            "r-1",
+            "DELIVERED",
+            to="0049 151 12345678",
+            **{"from": "OTHERAPP", "submitDate": submitted.isoformat()},
+        ),
+    )
+
+    result = run("inbound_messages", "delivery_reports", "opt_outs")
+
+    evaluation = check(result, "opt_outs", "no_messages_to_opted_out_numbers")
+    assert evaluation.passed is passed
+    if not passed:
+        assert check_metadata(evaluation) == {
+            "messages": 1,
+            "numbers": 1,
+            "sender_ids": "OTHERAPP",
+            "sample": f"r-1 from OTHERAPP to +49151****678 at {submitted.isoformat()}",
+        }
+
+
+def test_a_send_made_with_the_opt_out_override_passes_the_check(
+    sandbox, run, landed: Landing, warehouse: Warehouse
+):
+    landed.land(INBOUND_MESSAGES, reply("stop-1", "STOP", 0, sender=SEND["to"]))
+    run("inbound_messages", "opt_outs")
+    run("sms", config=run_config(sms={**SEND, "send_to_opted_out": True}))
+    request_id = warehouse.scalar("SELECT request_id FROM messaging.sms")
+    now = datetime.now(timezone.utc).isoformat()
+    landed.land(DELIVERY_REPORTS, report(request_id, "DELIVERED", submitDate=now))
+
+    result = run("delivery_reports", "opt_outs")
+
+    assert check(result, "opt_outs", "no_messages_to_opted_out_numbers").passed

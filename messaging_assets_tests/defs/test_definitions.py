@@ -23,6 +23,7 @@ NAMES = (
     "registrations",
     "delivery_reports",
     "inbound_messages",
+    "opt_outs",
 )
 SUMMARY = AssetKey(["messaging", "delivery_summary"])
 
@@ -38,13 +39,19 @@ def test_dlt_assets_keyed_grouped_and_kinded():
         assert node.description
 
 
-def test_messages_depend_on_sms_and_reports_and_nothing_hangs_off_external_keys():
+def test_messages_follow_sms_and_reports_opt_outs_follow_inbound_nothing_else_hangs():
     graph = defs.resolve_asset_graph()
 
     parents = {name: graph.get(AssetKey(["messaging", name])).parent_keys for name in NAMES}
     upstream = {AssetKey(["messaging", "sms"]), AssetKey(["messaging", "delivery_reports"])}
-    assert parents == {n: set() for n in NAMES} | {"messages": upstream}
-    assert graph.get(SUMMARY).parent_keys == {AssetKey(["messaging", "messages"])}
+    assert parents == {n: set() for n in NAMES} | {
+        "messages": upstream,
+        "opt_outs": {AssetKey(["messaging", "inbound_messages"])},
+    }
+    assert graph.get(SUMMARY).parent_keys == {
+        AssetKey(["messaging", "messages"]),
+        AssetKey(["messaging", "opt_outs"]),
+    }
 
 
 @pytest.mark.e2e

@@ -33,17 +33,22 @@ from messaging_assets.defs.delivery_summary import (
     delivery_rate_is_a_share,
     no_negative_durations,
 )
+from messaging_assets.receiver.landing import INBOUND_MESSAGES
 from messaging_assets.sandbox import Sandbox
 from messaging_assets_tests.conftest import (
     Destination,
+    Landing,
     Warehouse,
     both_destinations,
     metadata_of,
     run_config,
 )
+from messaging_assets_tests.source.test_opt_outs import reply
 
 SUMMARY = AssetKey(["messaging", "delivery_summary"])
 MESSAGES = AssetKey(["messaging", "messages"])
+OPT_OUTS = AssetKey(["messaging", "opt_outs"])
+INBOUND = AssetKey(["messaging", "inbound_messages"])
 FINAL = {"DELIVERED", "EXPIRED", "UNDELIVERABLE", "REJECTED"}
 COLUMNS = [
     "submit_day",
@@ -374,11 +379,11 @@ def test_delivery_rate_outside_zero_to_one_fails_the_rate_check(
     assert check_results(result) == {"delivery_rate_is_a_share": False}
 
 
-def test_summary_follows_messages_eagerly_with_checks_and_a_freshness_policy():
+def test_summary_follows_messages_and_opt_outs_eagerly_with_checks_and_a_freshness_policy():
     graph = defs.resolve_asset_graph()
     node = graph.get(SUMMARY)
 
-    assert node.parent_keys == {MESSAGES}
+    assert node.parent_keys == {MESSAGES, OPT_OUTS}
     assert node.group_name == "messaging"
     assert node.kinds == {"dlt", "sql"}
     assert node.automation_condition == AutomationCondition.eager()
@@ -387,3 +392,31 @@ def test_summary_follows_messages_eagerly_with_checks_and_a_freshness_policy():
         AssetCheckKey(SUMMARY, check.check_key.name)
         for check in (delivery_rate_is_a_share, no_negative_durations)
     }
+
+
+@both_destinations
+def test_opt_outs_and_opt_ins_are_counted_per_day_with_the_numbers_opted_out_now(
+    summarize, landed: Landing, warehouse: Warehouse
+):
+    day = 24 * 60
+    landed.land(
+        INBOUND_MESSAGES,
+        reply("a-stop", "STOP", 0, sender="+4915111111111"),
+        reply("b-stop", "STOP", 1, sender="+4915122222222"),
+    )
+    summarize(INBOUND, OPT_OUTS)
+    landed.land(INBOUND_MESSAGES, reply("a-start", "START", day, sender="+4915111111111"))
+    summarize(INBOUND, OPT_OUTS)
+
+    result = summarize(SUMMARY)
+
+    assert warehouse.rows(
+        "SELECT CAST(day AS VARCHAR), opt_outs, opt_ins FROM messaging.delivery_summary_opt_outs "
+        "ORDER BY day"
+    ) == [("2026-12-01", 2, 0), ("2026-12-02", 0, 1)]
+    metadata = metadata_of(result, "delivery_summary")
+    assert metadata["opted_out_numbers"] == 1
+    assert metadata["opt_outs_last_7_days"].splitlines()[2:] == [
+        "| 2026-12-02 | 0 | 1 |",
+        "| 2026-12-01 | 2 | 0 |",
+    ]

@@ -45,6 +45,7 @@ NAMES = (
     "registrations",
     "delivery_reports",
     "inbound_messages",
+    "opt_outs",
     "delivery_summary",
 )
 UI_TIMEOUT_MS = 60_000

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from messaging_assets.receiver import landing
-from messaging_assets.sandbox import ReportTiming, RetrySchedule, Sandbox
+from messaging_assets.sandbox import ReportTiming, RetrySchedule, Sandbox, wait
 from messaging_assets.sandbox.__main__ import parse_args
 from messaging_assets.sandbox.wait import wait_until_pushed
-from messaging_assets_tests.conftest import TOKEN, Receiver, free_port
+from messaging_assets_tests.conftest import TOKEN, Receiver, Warehouse, free_port
 
 KEY = "sandbox-key"
 SMS = "/messaging/v1/sms"
@@ -264,3 +264,35 @@ def test_command_line_sets_the_pushes():
     assert (args.accepted_after, args.changed_after, args.expired_after) == (0.5, 2, 30)
     assert (args.retry_every, args.retry_pause_after, args.retry_pause) == (1, 5, 3)
     assert args.retry_give_up_after == 60
+
+
+@pytest.mark.e2e
+def test_stop_replies_pushed_by_the_sandbox_opt_their_numbers_out_and_near_misses_do_not(
+    receiver: Receiver, run, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+):
+    replies = {
+        "+4915199990001": "STOP",
+        "+4915199990002": "stop it!",
+        "+4915199990003": "Stopp",
+        "+4915199990004": "please STOP sending these",
+    }
+    with Sandbox(inbound_url=url(receiver, "inbound-messages"), retry=QUICK_RETRIES) as sandbox:
+        # As `make demo` has it push them.
+        pushes = [f"--reply={number}:{text}" for number, text in replies.items()]
+        wait.main([sandbox.url, *pushes, "--pushed"])
+    monkeypatch.setenv("SOURCES__MESSAGING__RECEIVER__LANDING_URL", str(receiver.landing))
+
+    run("inbound_messages", "opt_outs")
+
+    assert warehouse.rows(
+        "SELECT phone_number, keyword FROM messaging.opt_outs "
+        "WHERE phone_number LIKE '+491519999%' AND opted_out ORDER BY 1"
+    ) == [("+4915199990001", "STOP"), ("+4915199990002", "STOP")]
+
+
+def test_a_reply_without_the_number_replying_is_refused():
+    with Sandbox(inbound_url=f"http://127.0.0.1:{free_port()}/inbound-messages") as sandbox:
+        refused = requests.post(f"{sandbox.url}/_sandbox/inbound-messages?text=STOP", timeout=5)
+
+    assert refused.status_code == 400
+    assert "`from`" in refused.json()["detail"]

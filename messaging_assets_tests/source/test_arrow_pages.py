@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from messaging_assets.column_hints import TEXT, TIMESTAMP, named
+from messaging_assets.registry import SCD2
 from messaging_assets.source.answers import parse_selector
 from messaging_assets.source.arrow_pages import (
     _HASH_BATCH,
@@ -17,7 +18,6 @@ from messaging_assets.source.arrow_pages import (
     read_page,
     row_versions,
 )
-from messaging_assets.source.lists import SCD2
 
 CONTACT = {
     "contactId": "c-1",

@@ -25,11 +25,13 @@ from dagster import (
 
 from messaging_assets.definitions import defs
 from messaging_assets.receiver import landing
+from messaging_assets.receiver.landing import INBOUND_MESSAGES
 from messaging_assets.sandbox import Fault, ReportTiming, Sandbox
 from messaging_assets.sandbox.wait import wait_until_pushed
 from messaging_assets_tests.conftest import (
     API_KEY,
     REPO_ROOT,
+    Landing,
     Receiver,
     Warehouse,
     both_destinations,
@@ -42,6 +44,7 @@ from messaging_assets_tests.conftest import (
     run_config,
 )
 from messaging_assets_tests.conftest import TOKEN as RECEIVER_TOKEN
+from messaging_assets_tests.source.test_opt_outs import reply
 
 SEND = {"to": "+4915112345678", "from": "ACME", "message": "Your code is 1234"}
 SEND_ENV = {"SOURCES__MESSAGING__SMS__TO": SEND["to"], "SOURCES__MESSAGING__SMS__FROM": "ACME"}
@@ -339,3 +342,45 @@ def test_the_receiver_token_appears_nowhere_a_run_writes(
     for text in [*(o.stdout + o.stderr for o in outputs), *run_logs]:
         assert TOKEN not in text
     assert written == []
+
+
+@pytest.fixture
+def opted_out(run, landed: Landing) -> None:
+    """SEND's recipient replied STOP, and the pushed data was loaded."""
+    landed.land(INBOUND_MESSAGES, reply("stop-1", "STOP", 1, sender=SEND["to"]))
+    run("inbound_messages", "opt_outs")
+
+
+@both_destinations
+def test_a_send_to_an_opted_out_number_is_refused_before_anything_is_sent(
+    opted_out, sandbox: Sandbox, run, warehouse: Warehouse
+):
+    result = run("sms", config=run_config(sms=SEND), raise_on_error=False)
+
+    assert not result.success
+    assert sandbox.sent == []
+    error = failure_text(result)
+    assert (
+        "messaging/sms: +49151****678 opted out: it replied STOP at 2026-12-01 09:01:00 UTC "
+        "(inbound message stop-1, messaging.opt_outs). Nothing was sent."
+    ) in error
+    assert "`send_to_opted_out: true` in the run config (ops.messaging_sms.config)" in error
+    assert SEND["to"] not in error
+    assert warehouse.scalar("SELECT count(*) FROM messaging.send_journal") == 0
+
+
+@both_destinations
+def test_a_send_to_an_opted_out_number_with_the_override_is_sent_and_records_it(
+    opted_out, sandbox: Sandbox, run, warehouse: Warehouse
+):
+    run("sms", config=run_config(sms={**SEND, "send_to_opted_out": True}))
+
+    (sent,) = sandbox.sent
+    assert warehouse.rows("SELECT reference, outcome, opt_out_override FROM messaging.sms") == [
+        (
+            sent["reference"],
+            "accepted",
+            "send_to_opted_out: it replied STOP at 2026-12-01 09:01:00 UTC "
+            "(inbound message stop-1, messaging.opt_outs)",
+        )
+    ]

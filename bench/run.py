@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
 from bench import day, receiver
+from bench.processes import stop
 from bench.stats import stats
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
@@ -135,12 +135,7 @@ def sandbox(
                 raise SystemExit(f"sandbox did not start: {line!r}")
             yield line.split()[1], ids_file
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=10)
 
 
 def _requests_so_far(url: str) -> int:

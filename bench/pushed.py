@@ -80,13 +80,16 @@ def status_object(request_id: str, status: str, sent: datetime, parts: int) -> d
     }
 
 
-def reports(count: int, seed: int, start: datetime) -> list[tuple[datetime, bytes]]:
-    """`count` delivery reports as (received at, body), in the order they land."""
+def reports(
+    count: int, seed: int, start: datetime, prefix: str = "r"
+) -> list[tuple[datetime, bytes]]:
+    """`count` delivery reports as (received at, body), in the order they land; requestIds
+    `<prefix>-<n>`."""
     rng = random.Random(seed)
     arriving: list[tuple[datetime, bytes]] = []
     n = 0
     while len(arriving) < count:
-        request_id = f"r-{n:07d}"
+        request_id = f"{prefix}-{n:07d}"
         sent = start + timedelta(seconds=n * 0.05)
         parts = rng.choices((1, 2, 3), weights=(80, 15, 5))[0]
         statuses = ["ACCEPTED", *(["BUFFERED"] if rng.random() < 0.15 else []), rng.choice(FINAL)]
@@ -103,12 +106,14 @@ def reports(count: int, seed: int, start: datetime) -> list[tuple[datetime, byte
     return arriving[:count]
 
 
-def land(folder: Path, count: int, per_file: int, seed: int = 7) -> dict[str, Any]:
+def land(
+    folder: Path, count: int, per_file: int, seed: int = 7, prefix: str = "r"
+) -> dict[str, Any]:
     """Lands `count` reports in `folder` as the receiver does, `per_file` a file; four files
     written at once, as the receiver's group commit writes them."""
     storage = LocalFolder(folder, landing.ENDPOINTS)
     receiver = landing.receiver_id()
-    arriving = reports(count, seed, datetime.now(timezone.utc) - timedelta(hours=2))
+    arriving = reports(count, seed, datetime.now(timezone.utc) - timedelta(hours=2), prefix)
     files = []
     for sequence, first in enumerate(range(0, len(arriving), per_file), start=1):
         batch = arriving[first : first + per_file]

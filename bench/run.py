@@ -373,6 +373,27 @@ def pushed_scenario(reports: int, per_file: int, repeats: int, work: Path) -> di
     return summary
 
 
+def pushed_run_seconds(reports_per_run: int, repeats: int, work: Path) -> dict[str, Any]:
+    """A run as the landed-files sensor gets one: `dagster job execute` of `pushed_data_job`, the
+    whole process (the run launcher starts one per run, which loads the code location), over
+    `reports_per_run` newly landed reports, one a file (a trickle), in a warehouse that already
+    holds earlier ones. The first run, which creates the tables, is not counted."""
+    folder = work / "landing"
+    target = Target(NO_API, work / "pushed-run", workers=1, landing=folder)
+    (target.root / "dagster_home").mkdir()
+    cmd = [PYTHON, "-m", "dagster", "job", "execute", "-m", "messaging_assets.definitions"]
+    cmd += ["-j", "pushed_data_job"]
+    runs = []
+    for repeat in range(repeats + 1):
+        pushed.land(folder, reports_per_run, per_file=1, seed=repeat, prefix=f"run{repeat}")
+        wall, rss, _, _ = _measure(cmd, target.env())
+        if repeat:
+            runs.append(Run(wall, rss))
+            _progress(f"pushed_data_job run #{repeat}", runs[-1])
+    shutil.rmtree(work, ignore_errors=True)
+    return {"reports": reports_per_run, "seconds": stats([r.seconds for r in runs])}
+
+
 def postgres_server(dsn: str) -> str:
     (version,) = _postgres(dsn, "SHOW server_version")
     (fsync,) = _postgres(dsn, "SHOW fsync")
@@ -748,7 +769,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     url, ids_file, args.refresh, args.latency_ms, args.repeats, workers, work
                 )
     if "day" in chosen:
-        results["day"] = day.simulate(args.day, seed=7, settings=AutomationSettings())
+        settings = AutomationSettings()
+        run = pushed_run_seconds(
+            day.reports_per_tick(args.day, seed=7, settings=settings),
+            args.repeats,
+            Path(tempfile.mkdtemp(prefix="bench-pushed-run-")),
+        )
+        results["day"] = day.simulate(
+            args.day, seed=7, settings=settings, run_seconds=run["seconds"]["median"]
+        )
+        results["day"]["pushed"]["run"] = run
     if "receiver" in chosen:
         results["receiver"] = receiver.scenario(args.receiver_events, args.repeats)
     if "pushed" in chosen:

@@ -1,7 +1,10 @@
 """Landed delivery reports into the warehouse: `pushed_data_job` through Dagster against DuckDB
 reading the same files and merging them itself (the floor), in the same run.
 
-    python -m bench.pushed [--reports 100000] [--per-file 10] [--repeats 3]
+    python -m bench.pushed [--reports 100000] [--per-file 10] [--landing FOLDER]
+
+lands the files alone (to profile the loader on them); `make bench` (scenario `pushed`,
+bench/run.py) lands them and runs both loads.
 
 The files are written once per bench by the receiver's own writer (`landing.event_line`,
 `landing.file_name`, `storage.LocalFolder`: named, flushed and renamed as the receiver does),
@@ -10,11 +13,11 @@ clients (bench/receiver.py). The reports are the provider's status objects: ever
 ACCEPTED, some BUFFERED, then final, with one to three parts; some arrive before an earlier
 status, and some land twice (a retry after an answer the provider did not get), in a later file.
 
-Each repeat loads all of them into a fresh DuckDB file, twice: the floor (`floor_pushed`, one
+Each repeat loads all of them into a fresh DuckDB file, twice: the floor (`floor.load_pushed`, one
 DuckDB transaction: `read_json` over the files, the bodies parsed by DuckDB's JSON functions,
 insert-only into `delivery_reports` and its parts by a key, then each message's best report
 merged into `messages` and its parts by rank) and the project (`pushed_data_job` in-process, its
-steps' time). Both end with the same rows in the four tables.
+steps' time). Both end with as many rows in the four tables.
 """
 
 from __future__ import annotations

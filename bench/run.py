@@ -390,7 +390,6 @@ def pushed_run_seconds(reports_per_run: int, repeats: int, work: Path) -> dict[s
         if repeat:
             runs.append(Run(wall, rss))
             _progress(f"pushed_data_job run #{repeat}", runs[-1])
-    shutil.rmtree(work, ignore_errors=True)
     return {"reports": reports_per_run, "seconds": stats([r.seconds for r in runs])}
 
 
@@ -770,11 +769,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     if "day" in chosen:
         settings = AutomationSettings()
-        run = pushed_run_seconds(
-            day.reports_per_tick(args.day, seed=7, settings=settings),
-            args.repeats,
-            Path(tempfile.mkdtemp(prefix="bench-pushed-run-")),
-        )
+        with tempfile.TemporaryDirectory(prefix="bench-pushed-run-") as tmp:
+            run = pushed_run_seconds(
+                day.reports_per_tick(args.day, seed=7, settings=settings), args.repeats, Path(tmp)
+            )
         results["day"] = day.simulate(
             args.day, seed=7, settings=settings, run_seconds=run["seconds"]["median"]
         )

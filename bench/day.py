@@ -317,6 +317,8 @@ def table(day: dict[str, Any]) -> list[str]:
 
 def pushed_table(pushed: dict[str, Any]) -> list[str]:
     delay = pushed["delay_s"]
+    run = pushed.get("run")
+    steps = f", of which its steps {run['steps']['median']:.1f} s" if run else ""
     # Lost final reports of messages that were BUFFERED are caught once their validity ends.
     caught = (
         f"{pushed['caught_within_an_hour']:,} within an hour of the final state; median "
@@ -344,8 +346,8 @@ def pushed_table(pushed: dict[str, Any]) -> list[str]:
         f"{delay['p99']:.0f} s, max {delay['max']:.0f} s ({pushed['runs']:,} runs of "
         "pushed_data_job). The delay is the simulated clock's wait for the landed-files sensor's "
         "next tick (every 30 s) and for the run queue (every 5 s), plus each run's real time, "
-        f"{pushed['run_seconds']:.1f} s (`make bench` measures it: `dagster job execute` of "
-        "pushed_data_job over a tick's reports; `python -m bench.day --run-seconds S`).",
+        f"{pushed['run_seconds']:.1f} s{steps} (`make bench` measures it: `dagster job execute` "
+        "of pushed_data_job over a tick's reports; `python -m bench.day --run-seconds S`).",
     ]
 
 

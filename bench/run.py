@@ -247,9 +247,13 @@ def cli(target: Target, resource: str, ids_file: Path | None) -> Run:
     wall, rss, _, stderr = _measure(cmd, target.env())
     step = None
     if match := STEP_LINE.search(stderr):
-        value, unit = float(match.group(1)), match.group(2)
-        step = value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+        step = _seconds(match)
     return Run(wall, rss, {"step": step})
+
+
+def _seconds(step_line: re.Match[str]) -> float:
+    value, unit = float(step_line.group(1)), step_line.group(2)
+    return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
 
 
 KINDS: dict[str, Callable[[Target, str, Path | None], Run]] = {
@@ -386,11 +390,16 @@ def pushed_run_seconds(reports_per_run: int, repeats: int, work: Path) -> dict[s
     runs = []
     for repeat in range(repeats + 1):
         pushed.land(folder, reports_per_run, per_file=1, seed=repeat, prefix=f"run{repeat}")
-        wall, rss, _, _ = _measure(cmd, target.env())
+        wall, rss, _, stderr = _measure(cmd, target.env())
         if repeat:
-            runs.append(Run(wall, rss))
+            steps = sum(_seconds(match) for match in STEP_LINE.finditer(stderr))
+            runs.append(Run(wall, rss, {"steps": steps}))
             _progress(f"pushed_data_job run #{repeat}", runs[-1])
-    return {"reports": reports_per_run, "seconds": stats([r.seconds for r in runs])}
+    return {
+        "reports": reports_per_run,
+        "seconds": stats([r.seconds for r in runs]),
+        "steps": stats([r.extra["steps"] for r in runs]),
+    }
 
 
 def postgres_server(dsn: str) -> str:

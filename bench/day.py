@@ -11,24 +11,34 @@ the ideal, one look-up per message right after it became final.
 
 The same day with delivery reports pushed (SOURCES__MESSAGING__RECEIVER__PUBLIC_URL set): every
 status change is reported as it happens (a buffered message is BUFFERED within a minute), 1% of
-reports never arrive, and a report is in the warehouse by the next tick; the plan then only
-reconciles. Beside the sensor, what else looks statuses up runs too: the safety-net schedule every
-20 minutes, and sms_sent_sensor at the first tick after a send. It counts look-ups per message and
-the lost final reports that reconciliation caught, and how long after the final state it caught
-them; and, for reference, the same day with the schedule and sms_sent_sensor asking about every
-pending message, as they did before they reconciled too.
+reports never arrive, and the plan then only reconciles. Beside the sensor, what else looks
+statuses up runs too: the safety-net schedule every 20 minutes, and sms_sent_sensor at the first
+tick after a send. It counts look-ups per message and the lost final reports that reconciliation
+caught, and how long after the final state it caught them; and, for reference, the same day with
+the schedule and sms_sent_sensor asking about every pending message, as they did before they
+reconciled too.
 
-    python -m bench.day [--sends 10000] [--seed 7] [--lost-share 0.01]
+A report's delay is the time from its landing (the receiver acknowledges it once its file is in
+place, in milliseconds: counted as the moment it arrived) to the end of the run that puts it in
+the warehouse. On the simulated clock: `landed_files_sensor` ticks every 30 s and requests a run
+when something landed since its last tick; the run queue dequeues every 5 s (Dagster's default),
+so a run starts 0 to 5 s after its tick, or when the previous run ends (one writer at a time);
+the run then takes `run_seconds` of real time, which `make bench` measures: `dagster job
+execute` of `pushed_data_job` over a tick's worth of reports, the whole process as the run
+launcher starts one (bench/run.py). The status plan sees a report once its run has ended.
+
+    python -m bench.day [--sends 10000] [--seed 7] [--lost-share 0.01] [--run-seconds 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -38,8 +48,11 @@ from messaging_assets.defs.status_plan import PendingMessage, plan_status_checks
 from messaging_assets.settings import AutomationSettings
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
-TICK = timedelta(seconds=30)  # pending_status_sensor's and sms_sent_sensor's interval
+# The interval of pending_status_sensor, sms_sent_sensor and landed_files_sensor.
+TICK = timedelta(seconds=30)
 STATUS_SCHEDULE = timedelta(minutes=20)  # message_status_schedule's default cron, */20
+# The queued run coordinator's default dequeue interval: a requested run starts within it.
+DEQUEUE = timedelta(seconds=5)
 DAY = timedelta(days=1)
 # The share of delivery reports that never arrive, in the day with reports pushed.
 LOST_SHARE = 0.01
@@ -93,7 +106,11 @@ def _summary(per_message: Sequence[int], per_hour: Counter[int]) -> dict[str, An
 
 
 def simulate(
-    sends: int, seed: int, settings: AutomationSettings, lost_share: float = LOST_SHARE
+    sends: int,
+    seed: int,
+    settings: AutomationSettings,
+    lost_share: float = LOST_SHARE,
+    run_seconds: float = 0.0,
 ) -> dict[str, Any]:
     validity = timedelta(hours=settings.validity_hours)
     planned = status_model(sends, seed, validity)
@@ -152,9 +169,9 @@ def simulate(
         results["every_tick"]["calls"] / results["plan"]["calls"]
     )
     results["calls_over_ideal"] = results["plan"]["calls"] / results["ideal"]["calls"]
-    results["pushed"] = simulate_pushed(sends, seed, settings, lost_share)
+    results["pushed"] = simulate_pushed(sends, seed, settings, lost_share, run_seconds)
     results["pushed_safety_nets_polling"] = simulate_pushed(
-        sends, seed, settings, lost_share, safety_nets_reconcile=False
+        sends, seed, settings, lost_share, run_seconds, safety_nets_reconcile=False
     )
     return results
 
@@ -185,11 +202,20 @@ def reports(
     return arriving, final_lost
 
 
+def reports_per_tick(sends: int, seed: int, settings: AutomationSettings) -> int:
+    """How many reports land between two ticks of the landed-files sensor, on average: what one
+    pushed-data run of the day loads."""
+    messages = status_model(sends, seed, timedelta(hours=settings.validity_hours))
+    arriving, _ = reports(messages, seed, LOST_SHARE)
+    return math.ceil(len(arriving) / (DAY / TICK))
+
+
 def simulate_pushed(
     sends: int,
     seed: int,
     settings: AutomationSettings,
     lost_share: float,
+    run_seconds: float,
     safety_nets_reconcile: bool = True,
 ) -> dict[str, Any]:
     """The same day with delivery reports pushed: the status sensor reconciles what reports did
@@ -197,10 +223,15 @@ def simulate_pushed(
     False, each of their runs looks up every pending message instead."""
     messages = status_model(sends, seed, timedelta(hours=settings.validity_hours))
     arriving, final_lost = reports(messages, seed, lost_share)
+    queue = random.Random(f"{seed}:queue")
+    run_time = timedelta(seconds=run_seconds)
     requested: dict[str, datetime] = {}
     calls = Counter[int]()
     pending: dict[str, Message] = {}
     caught: list[timedelta] = []  # how long after its final state a lost final report was caught
+    delays: list[float] = []  # seconds from each report's landing to its row in the warehouse
+    loading: deque[Report] = deque()  # (when its run ends, status, message), in that order
+    runs, free = 0, START  # the pushed-data runs, and when the last one ends
     end = START + DAY + settings.give_up_after + TICK
     now, sent, reported = START, 0, 0
 
@@ -230,10 +261,21 @@ def simulate_pushed(
         while sent < sends and messages[sent].sent <= now:
             pending[messages[sent].request_id] = messages[sent]
             sent += 1
-        # Reports that arrived since the last tick are in the warehouse.
+        # The landed-files sensor: a run for whatever landed since its last tick.
+        landed = []
         while reported < len(arriving) and arriving[reported][0] <= now:
-            _, status, message = arriving[reported]
+            landed.append(arriving[reported])
             reported += 1
+        if landed:
+            runs += 1
+            start = max(now + queue.uniform(0, 1) * DEQUEUE, free)
+            free = start + run_time
+            for at, status, message in landed:
+                delays.append((free - at).total_seconds())
+                loading.append((free, status, message))
+        # Reports whose run has ended are in the warehouse.
+        while loading and loading[0][0] <= now:
+            _, status, message = loading.popleft()
             if status == FINAL:
                 message.known_final = True
                 pending.pop(message.request_id, None)
@@ -252,8 +294,16 @@ def simulate_pushed(
         now += TICK
     minutes = sorted(delay / timedelta(minutes=1) for delay in caught)
     sent_reports = 2 * sends + sum(m.buffered is not None for m in messages)
+    delays.sort()
     return {
         "lost_share": lost_share,
+        "run_seconds": run_seconds,
+        "runs": runs,
+        "delay_s": {
+            "p50": delays[len(delays) // 2],
+            "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
+            "max": delays[-1],
+        },
         "reports": sent_reports,
         "lost": sent_reports - len(arriving),
         **_summary([m.look_ups for m in messages], calls),
@@ -294,6 +344,9 @@ def table(day: dict[str, Any]) -> list[str]:
 
 
 def pushed_table(pushed: dict[str, Any], polling: dict[str, Any]) -> list[str]:
+    delay = pushed["delay_s"]
+    run = pushed.get("run")
+    steps = f", of which its steps {run['steps']['median']:.1f} s" if run else ""
     # Lost final reports of messages that were BUFFERED are caught once their validity ends.
     caught = (
         f"{pushed['caught_within_an_hour']:,} within an hour of the final state; median "
@@ -323,6 +376,13 @@ def pushed_table(pushed: dict[str, Any], polling: dict[str, Any]) -> list[str]:
         f"Lost final reports: {pushed['final_reports_lost']:,}, caught by a look-up: "
         f"{pushed['caught']:,} ({caught}); messages never known final: "
         f"{pushed['never_final']:,}.",
+        "",
+        f"From a report's landing to its row in the warehouse: p50 {delay['p50']:.0f} s, p99 "
+        f"{delay['p99']:.0f} s, max {delay['max']:.0f} s ({pushed['runs']:,} runs of "
+        "pushed_data_job). The delay is the simulated clock's wait for the landed-files sensor's "
+        "next tick (every 30 s) and for the run queue (every 5 s), plus each run's real time, "
+        f"{pushed['run_seconds']:.1f} s{steps} (`make bench` measures it: `dagster job execute` "
+        "of pushed_data_job over a tick's reports; `python -m bench.day --run-seconds S`).",
     ]
 
 
@@ -331,8 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sends", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--lost-share", type=float, default=LOST_SHARE)
+    parser.add_argument(
+        "--run-seconds", type=float, default=0.0, help="each pushed-data run's real time"
+    )
     args = parser.parse_args(argv)
-    day = simulate(args.sends, args.seed, AutomationSettings(), args.lost_share)
+    day = simulate(args.sends, args.seed, AutomationSettings(), args.lost_share, args.run_seconds)
     print("\n".join(table(day)))
     print(json.dumps(day), file=sys.stderr)
     return 0

@@ -217,3 +217,121 @@ def load_messages(
         return staged_messages.num_rows
     finally:
         con.close()
+
+
+# A delivery report's status object as DuckDB's json_transform reads it: every field as text but
+# `size`, the parts a list of objects.
+_PART_JSON = {
+    name: "VARCHAR"
+    for name in (
+        "partId", "currency", "price", "priceEffective", "sentDate", "doneDate", "deliveryState",
+        "errorCode", "statusText",
+    )
+}  # fmt: skip
+_REPORT_JSON = {
+    **{
+        name: "VARCHAR"
+        for name in (
+            "requestId", "status", "reference", "from", "to", "href", "submitDate", "sentDate",
+            "doneDate", "priceEffective", "errorCode", "errorReason", "overallPrice", "mccmnc",
+            "ttid",
+        )
+    },
+    "size": "BIGINT",
+    "parts": [_PART_JSON],
+}  # fmt: skip
+REPORTS_DDL = """
+CREATE TABLE IF NOT EXISTS messaging.delivery_reports (
+    report_id VARCHAR NOT NULL, received_at TIMESTAMPTZ, landed_file VARCHAR, landed_line BIGINT,
+    request_id VARCHAR, status VARCHAR, submit_date TIMESTAMPTZ, sent_date TIMESTAMPTZ,
+    done_date TIMESTAMPTZ, price_effective TIMESTAMPTZ, overall_price DECIMAL(18,6),
+    error_code VARCHAR, error_reason VARCHAR, size BIGINT, mccmnc VARCHAR, ttid VARCHAR,
+    "from" VARCHAR, "to" VARCHAR, href VARCHAR, reference VARCHAR, body VARCHAR,
+    _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS messaging.delivery_reports__parts AS
+    SELECT * FROM messaging.messages__parts LIMIT 0;
+"""
+# The columns of a report's status object, typed as `messages` types them (`s`: the object).
+_STATUS_COLUMNS = """
+s.status, s."submitDate"::TIMESTAMPTZ, s."sentDate"::TIMESTAMPTZ, s."doneDate"::TIMESTAMPTZ,
+s."priceEffective"::TIMESTAMPTZ, s."overallPrice"::DECIMAL(18,6), s."errorCode", s."errorReason",
+s.size, s.mccmnc, s.ttid, s."from", s."to", s.href, s.reference
+"""
+_PARTS_OF = """
+SELECT p."partId", p.currency, p.price::DECIMAL(18,6), p."priceEffective"::TIMESTAMPTZ,
+       p."sentDate"::TIMESTAMPTZ, p."doneDate"::TIMESTAMPTZ, p."deliveryState", p."errorCode",
+       p."statusText", _dlt_id, _dlt_id, idx - 1, md5(_dlt_id || idx)
+FROM (SELECT _dlt_id, unnest(s.parts) AS p, generate_subscripts(s.parts, 1) AS idx FROM {table})
+"""
+
+
+def load_pushed(landing: str, database: str) -> int:
+    """The landed delivery reports, read and merged by DuckDB alone in one transaction: each
+    report once by its key (md5 of its body, minified), then each message's best report (rank,
+    then the latest received) into `messages` unless the stored status outranks it."""
+    con = _connect(database)
+    rank = (
+        f"CASE WHEN {{0}} IN ({', '.join(repr(s) for s in FINAL_STATUSES)}) THEN 2 "
+        "WHEN {0} = 'BUFFERED' THEN 1 WHEN {0} = 'ACCEPTED' THEN 0 ELSE -1 END"
+    )
+    try:
+        con.execute(MESSAGES_DDL)
+        # The column a report's row has in `messages`, and a look-up's has not.
+        con.execute(
+            "ALTER TABLE messaging.messages ADD COLUMN IF NOT EXISTS reported_at TIMESTAMPTZ"
+        )
+        con.execute(REPORTS_DDL)
+        load_id = _load_id()
+        con.execute("BEGIN")
+        files = f"{landing}/delivery_reports/*.jsonl"
+        con.execute(
+            'CREATE TEMP TABLE fresh AS SELECT *, md5(s."requestId" || report_id) AS _dlt_id '
+            "FROM (SELECT received_at::TIMESTAMPTZ AS received_at, filename AS landed_file, "
+            "landed_line, body, md5(json(body)) AS report_id, "
+            f"json_transform(body, '{json.dumps(_REPORT_JSON)}') AS s "
+            "FROM (SELECT *, row_number() OVER (PARTITION BY filename) AS landed_line "
+            f"FROM read_json('{files}', format='newline_delimited', filename=true, "
+            "columns={received_at: 'VARCHAR', readable: 'BOOLEAN', body: 'VARCHAR'})) "
+            "WHERE readable) "
+            "WHERE report_id NOT IN (SELECT report_id FROM messaging.delivery_reports) "
+            "QUALIFY row_number() OVER (PARTITION BY report_id ORDER BY received_at) = 1"
+        )
+        con.execute(
+            "INSERT INTO messaging.delivery_reports SELECT report_id, received_at, landed_file, "
+            f'landed_line, s."requestId", {_STATUS_COLUMNS}, body, $1, _dlt_id FROM fresh',
+            [load_id],
+        )
+        con.execute(
+            "INSERT INTO messaging.delivery_reports__parts " + _PARTS_OF.format(table="fresh")
+        )
+        con.execute(
+            "CREATE TEMP TABLE best AS SELECT f.* FROM fresh f "
+            'LEFT JOIN messaging.messages m ON m.request_id = f.s."requestId" '
+            f"WHERE {rank.format('f.s.status')} >= {rank.format('m.status')} "
+            'QUALIFY row_number() OVER (PARTITION BY f.s."requestId" ORDER BY '
+            f"{rank.format('f.s.status')} DESC, f.received_at DESC, f.report_id DESC) = 1"
+        )
+        con.execute(
+            "DELETE FROM messaging.messages__parts WHERE _dlt_parent_id IN (SELECT _dlt_id FROM "
+            'messaging.messages WHERE request_id IN (SELECT s."requestId" FROM best))'
+        )
+        con.execute(
+            'DELETE FROM messaging.messages WHERE request_id IN (SELECT s."requestId" FROM best)'
+        )
+        con.execute(
+            'INSERT INTO messaging.messages BY NAME SELECT s."requestId" AS request_id, '
+            's.status, s."submitDate"::TIMESTAMPTZ AS submit_date, '
+            's."sentDate"::TIMESTAMPTZ AS sent_date, s."doneDate"::TIMESTAMPTZ AS done_date, '
+            's."priceEffective"::TIMESTAMPTZ AS price_effective, '
+            's."overallPrice"::DECIMAL(18,6) AS overall_price, s."errorCode" AS error_code, '
+            's."errorReason" AS error_reason, s.size, s.mccmnc, s.ttid, s."from", s."to", '
+            "s.href, s.reference, received_at AS reported_at, $1 AS _dlt_load_id, _dlt_id "
+            "FROM best",
+            [load_id],
+        )
+        con.execute("INSERT INTO messaging.messages__parts " + _PARTS_OF.format(table="best"))
+        (rows,) = con.execute("SELECT count(*) FROM fresh").fetchone()
+        con.execute("COMMIT")
+        return rows
+    finally:
+        con.close()

@@ -29,7 +29,6 @@ import itertools
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.processes import stop
 from bench.stats import stats
 from messaging_assets.receiver import landing
 
@@ -209,12 +209,7 @@ def server(cmd: Sequence[str], port: int, env: dict[str, str], log: Path) -> Ite
             _wait_for_port(port, process)
             yield
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=30)
 
 
 def _env(**overrides: str) -> dict[str, str]:

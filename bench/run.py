@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,8 @@ from typing import Any
 
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
-from bench import day, receiver
+from bench import day, pushed, receiver
+from bench.processes import stop
 from bench.stats import stats
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
@@ -135,12 +135,7 @@ def sandbox(
                 raise SystemExit(f"sandbox did not start: {line!r}")
             yield line.split()[1], ids_file
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=10)
 
 
 def _requests_so_far(url: str) -> int:
@@ -161,6 +156,7 @@ class Target:
     workers: int
     shape: str = "data"
     postgres: str | None = None
+    landing: Path | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True)
@@ -186,6 +182,11 @@ class Target:
             DAGSTER_HOME=str(self.root / "dagster_home"),
             EXTRACT__WORKERS=str(self.workers),
             **destination,
+            **(
+                {"SOURCES__MESSAGING__RECEIVER__LANDING_URL": str(self.landing)}
+                if self.landing
+                else {}
+            ),
         )
 
 
@@ -246,9 +247,13 @@ def cli(target: Target, resource: str, ids_file: Path | None) -> Run:
     wall, rss, _, stderr = _measure(cmd, target.env())
     step = None
     if match := STEP_LINE.search(stderr):
-        value, unit = float(match.group(1)), match.group(2)
-        step = value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+        step = _seconds(match)
     return Run(wall, rss, {"step": step})
+
+
+def _seconds(step_line: re.Match[str]) -> float:
+    value, unit = float(step_line.group(1)), step_line.group(2)
+    return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
 
 
 KINDS: dict[str, Callable[[Target, str, Path | None], Run]] = {
@@ -339,6 +344,62 @@ def postgres_scenario(url: str, dsn: str, repeats: int, workers: int, work: Path
         # The database may be the user's own (--postgres): leave nothing of the bench in it.
         drop_postgres_dataset(dsn)
     return {phase: _summarize(by_name, base="duckdb") for phase, by_name in runs.items()}
+
+
+# The pushed-data run asks the API nothing: a request would find nothing listening and fail it.
+NO_API = "http://127.0.0.1:9"
+
+
+def pushed_scenario(reports: int, per_file: int, repeats: int, work: Path) -> dict[str, Any]:
+    """Landed delivery reports into a fresh DuckDB file: the floor, then `pushed_data_job`, in
+    each repeat, both reading the same files (landed once, as the receiver lands them)."""
+    folder = work / "landing"
+    landed = pushed.land(folder, reports, per_file)
+    runs: dict[str, list[Run]] = {"floor": [], "job": []}
+    for repeat in range(repeats):
+        target = Target(NO_API, work / f"pushed-{repeat}", workers=1, landing=folder)
+        runs["floor"].append(
+            _worker(target, "floor-pushed", "--landing", str(folder), "--db", str(target.db))
+        )
+        _progress(f"pushed floor #{repeat + 1}", runs["floor"][-1])
+        target.db.unlink()
+        runs["job"].append(_worker(target, "pushed-job"))
+        _progress(f"pushed job #{repeat + 1}", runs["job"][-1])
+        shutil.rmtree(target.root, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    summary = _summarize(runs)
+    summary["landed"] = landed
+    summary["per_file"] = per_file
+    summary["job"]["steps"] = {
+        step: statistics.median(r.extra["steps"][step] for r in runs["job"])
+        for step in runs["job"][0].extra["steps"]
+    }
+    return summary
+
+
+def pushed_run_seconds(reports_per_run: int, repeats: int, work: Path) -> dict[str, Any]:
+    """A run as the landed-files sensor gets one: `dagster job execute` of `pushed_data_job`, the
+    whole process (the run launcher starts one per run, which loads the code location), over
+    `reports_per_run` newly landed reports, one a file (a trickle), in a warehouse that already
+    holds earlier ones. The first run, which creates the tables, is not counted."""
+    folder = work / "landing"
+    target = Target(NO_API, work / "pushed-run", workers=1, landing=folder)
+    (target.root / "dagster_home").mkdir()
+    cmd = [PYTHON, "-m", "dagster", "job", "execute", "-m", "messaging_assets.definitions"]
+    cmd += ["-j", "pushed_data_job"]
+    runs = []
+    for repeat in range(repeats + 1):
+        pushed.land(folder, reports_per_run, per_file=1, seed=repeat, prefix=f"run{repeat}")
+        wall, rss, _, stderr = _measure(cmd, target.env())
+        if repeat:
+            steps = sum(_seconds(match) for match in STEP_LINE.finditer(stderr))
+            runs.append(Run(wall, rss, {"steps": steps}))
+            _progress(f"pushed_data_job run #{repeat}", runs[-1])
+    return {
+        "reports": reports_per_run,
+        "seconds": stats([r.seconds for r in runs]),
+        "steps": stats([r.extra["steps"] for r in runs]),
+    }
 
 
 def postgres_server(dsn: str) -> str:
@@ -496,6 +557,7 @@ def table(results: dict[str, Any]) -> str:
     lines += _postgres_lines(results) + _refresh_lines(results) + _startup_lines(results)
     if "day" in results:
         lines += day.table(results["day"])
+    lines += _pushed_lines(results)
     if "receiver" in results:
         lines += receiver.table(results["receiver"])
     lines += ["", "Ratios: median of per-repeat ratios (min-max); peak RSS: median."]
@@ -550,6 +612,34 @@ def _refresh_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pushed_lines(results: dict[str, Any]) -> list[str]:
+    if "pushed" not in results:
+        return []
+    p = results["pushed"]
+    landed, floor, job = p["landed"], p["floor"], p["job"]
+    rows = job["runs"][0]["rows"]
+    phases = job["phases"]
+    steps = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in job["steps"].items())
+    return [
+        "",
+        f"Landed delivery reports into DuckDB: {landed['reports']:,} reports of "
+        f"{landed['messages']:,} messages in {landed['files']:,} files ({p['per_file']} a file, "
+        f"as the receiver lands them), {rows['delivery_reports']:,} distinct; the floor is DuckDB "
+        "reading the same files and merging them itself",
+        "",
+        "| | floor (DuckDB alone) | pushed_data_job (its steps, in-process) | ratio "
+        "| peak RSS floor / job |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| {landed['reports']:,} reports into delivery_reports and messages "
+        f"| {floor['seconds']['median']:.2f}s | {job['seconds']['median']:.2f}s "
+        f"| {_fmt_ratio(job)} | {floor['rss_mb']['median']:.0f} / {job['rss_mb']['median']:.0f} "
+        "MiB |",
+        "",
+        f"The job's steps (median): {steps}; dlt's extract {phases['extract']:.2f}s, normalize "
+        f"{phases['normalize']:.2f}s, load {phases['load']:.2f}s.",
+    ]
+
+
 def _startup_lines(results: dict[str, Any]) -> list[str]:
     if "startup" not in results:
         return []
@@ -565,7 +655,16 @@ def _startup_lines(results: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ main
 
-SCENARIOS = ("startup", *CONTACT_VARIANTS, "postgres", "messages", "refresh", "day", "receiver")
+SCENARIOS = (
+    "startup",
+    *CONTACT_VARIANTS,
+    "postgres",
+    "messages",
+    "refresh",
+    "day",
+    "receiver",
+    "pushed",
+)
 LABELS = {
     "contacts_nested": "contacts (a nested object each)",
     "contacts_provider": "contacts (provider shape)",
@@ -580,6 +679,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--day", type=int, default=10_000, help="sends in the simulated day")
     parser.add_argument(
         "--receiver-events", type=int, default=6_000, help="delivery reports per receiver run"
+    )
+    parser.add_argument(
+        "--pushed", type=int, default=100_000, help="landed delivery reports to load"
+    )
+    parser.add_argument(
+        "--pushed-per-file", type=int, default=pushed.PER_FILE, help="events per landed file"
     )
     parser.add_argument("--latency-ms", type=float, default=10.0, help="per look-up (L)")
     parser.add_argument("--repeats", type=int, default=3, help="for contacts, refresh, start-up")
@@ -610,11 +715,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     if args.quick:
         args.contacts, args.messages, args.refresh, args.day = 20_000, 10_000, 500, 2_000
-        args.receiver_events = 2_000
+        args.receiver_events, args.pushed = 2_000, 10_000
         args.repeats = args.long_repeats = 1
     if args.smoke:
         args.contacts, args.messages, args.refresh, args.day = 500, 50, 50, 200
-        args.receiver_events = 200
+        args.receiver_events, args.pushed = 200, 200
         args.repeats = args.long_repeats = 1
     return args
 
@@ -631,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "refresh": args.refresh,
             "day": args.day,
             "receiver_events": args.receiver_events,
+            "pushed": args.pushed,
             "latency_ms": args.latency_ms,
             "repeats": args.repeats,
             "long_repeats": args.long_repeats,
@@ -671,9 +777,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     url, ids_file, args.refresh, args.latency_ms, args.repeats, workers, work
                 )
     if "day" in chosen:
-        results["day"] = day.simulate(args.day, seed=7, settings=AutomationSettings())
+        settings = AutomationSettings()
+        with tempfile.TemporaryDirectory(prefix="bench-pushed-run-") as tmp:
+            run = pushed_run_seconds(
+                day.reports_per_tick(args.day, seed=7, settings=settings), args.repeats, Path(tmp)
+            )
+        results["day"] = day.simulate(
+            args.day, seed=7, settings=settings, run_seconds=run["seconds"]["median"]
+        )
+        results["day"]["pushed"]["run"] = run
     if "receiver" in chosen:
         results["receiver"] = receiver.scenario(args.receiver_events, args.repeats)
+    if "pushed" in chosen:
+        with tempfile.TemporaryDirectory(prefix="bench-pushed-") as tmp:
+            results["pushed"] = pushed_scenario(
+                args.pushed, args.pushed_per_file, args.repeats, Path(tmp)
+            )
     results["elapsed_s"] = time.time() - started
     results["table"] = table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

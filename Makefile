@@ -93,8 +93,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The benchmark against the floor (docs/performance.md); ~20 min with the default sizes (the
-# 100,000 landed reports take 3 to 8 of them, as busy as the machine is).
+# The benchmark against the floor (docs/performance.md); ~25 min with the default sizes (the
+# 100,000 landed reports, from a folder and from a bucket, take 8 to 15 of them, as busy as the
+# machine is).
 # Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; figures: bench/results/latest.json.
 # The postgres scenario runs next to a throw-away PostgreSQL (.ci/postgres, fsync on) where
 # PostgreSQL's server binaries are installed; elsewhere, or with `BENCH_POSTGRES=`, the bench

@@ -32,7 +32,7 @@ from typing import Any
 
 import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
-from bench import day, pushed, receiver
+from bench import bucket_load, day, pushed, receiver
 from bench.processes import stop
 from bench.stats import stats
 from messaging_assets.registry import SOURCE
@@ -560,6 +560,10 @@ def table(results: dict[str, Any]) -> str:
     lines += _pushed_lines(results)
     if "receiver" in results:
         lines += receiver.table(results["receiver"])
+    if "receiver_bucket" in results:
+        lines += receiver.bucket_table(results["receiver_bucket"])
+    if "pushed_bucket" in results:
+        lines += bucket_load.table(results["pushed_bucket"])
     lines += ["", "Ratios: median of per-repeat ratios (min-max); peak RSS: median."]
     return "\n".join(lines)
 
@@ -664,6 +668,9 @@ SCENARIOS = (
     "day",
     "receiver",
     "pushed",
+    # The landing zone in a bucket (moto's S3 server, started by the scenario) next to a folder.
+    "receiver_bucket",
+    "pushed_bucket",
 )
 LABELS = {
     "contacts_nested": "contacts (a nested object each)",
@@ -793,6 +800,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["pushed"] = pushed_scenario(
                 args.pushed, args.pushed_per_file, args.repeats, Path(tmp)
             )
+    if "receiver_bucket" in chosen:
+        results["receiver_bucket"] = receiver.bucket_scenario(args.receiver_events, args.repeats)
+    if "pushed_bucket" in chosen:
+        # Fewer, larger files than the receiver's own, as a busy receiver lands them: a bucket
+        # is listed and read a request per file.
+        results["pushed_bucket"] = bucket_load.scenario(args.pushed, 100, args.repeats)
     results["elapsed_s"] = time.time() - started
     results["table"] = table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

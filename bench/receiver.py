@@ -319,6 +319,17 @@ class Bucket:
         return [self.client.get_object(Bucket=self.name, Key=key)["Body"].read() for key in keys]
 
 
+def _say(what: str, runs: dict[str, list[dict[str, Any]]], repeat: int) -> None:
+    """Each kind's figures of this repeat, on stderr as they come."""
+    for kind, figures in runs.items():
+        print(
+            f"  {what} {kind} #{repeat + 1}: {figures[-1]['per_s']:7.0f}/s  "
+            f"p50 {figures[-1]['p50_ms']:.1f} ms  p99 {figures[-1]['p99_ms']:.1f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def scenario(
     events: int, repeats: int, clients: int = CLIENTS, window_ms: float | None = None
 ) -> dict[str, Any]:
@@ -331,13 +342,7 @@ def scenario(
             run = secrets.token_hex(4)
             runs["floor"].append(run_floor(work, run, events, clients))
             runs["receiver"].append(run_receiver(work, run, events, clients, window_ms))
-            for kind, figures in runs.items():
-                print(
-                    f"  receiver scenario {kind} #{repeat + 1}: {figures[-1]['per_s']:7.0f}/s  "
-                    f"p50 {figures[-1]['p50_ms']:.1f} ms  p99 {figures[-1]['p99_ms']:.1f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            _say("receiver scenario", runs, repeat)
     summary: dict[str, Any] = {"events": events, "clients": clients, "repeats": repeats}
     for kind, figures in runs.items():
         summary[kind] = {
@@ -366,13 +371,7 @@ def bucket_scenario(events: int, repeats: int, clients: int = CLIENTS) -> dict[s
                 bucket = Bucket(f"http://127.0.0.1:{port}", f"bench-{run}")
                 runs["folder"].append(run_receiver(work, run, events, clients, None))
                 runs["bucket"].append(run_receiver(work, run, events, clients, None, bucket))
-                for kind, figures in runs.items():
-                    print(
-                        f"  receiver to a {kind} #{repeat + 1}: {figures[-1]['per_s']:7.0f}/s  "
-                        f"p50 {figures[-1]['p50_ms']:.1f} ms  p99 {figures[-1]['p99_ms']:.1f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                _say("receiver to a", runs, repeat)
     summary: dict[str, Any] = {"events": events, "clients": clients, "repeats": repeats}
     for kind, figures in runs.items():
         summary[kind] = {

@@ -51,6 +51,7 @@ def test_every_step_that_opens_duckdb_is_in_the_pool():
         "messaging_messages": WRITER_POOL,
         "messaging_reference": WRITER_POOL,
         "messaging_pushed": WRITER_POOL,
+        "messaging_opt_outs": WRITER_POOL,
         "messaging_checks": WRITER_POOL,
         "messaging__delivery_summary": WRITER_POOL,
         "messaging__delivery_summary_delivery_rate_is_a_share": WRITER_POOL,

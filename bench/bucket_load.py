@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.receiver import PYTHON, REPO, RUN_TIMEOUT, Bucket, _env, _free_port, report, server
-from bench.stats import stats
+from bench.stats import paired_ratio, ratio_text, stats
 from messaging_assets.receiver import landing
 from messaging_assets.receiver.storage import LocalFolder
 
@@ -106,9 +106,7 @@ def scenario(reports: int, per_file: int, repeats: int) -> dict[str, Any]:
     summary: dict[str, Any] = {"reports": reports, "files": len(files), "repeats": repeats}
     for kind, figures in runs.items():
         summary[kind] = {"seconds": stats([f["seconds"] for f in figures])}
-    summary["bucket"]["ratio"] = stats(
-        [b["seconds"] / f["seconds"] for b, f in zip(runs["bucket"], runs["folder"], strict=True)]
-    )
+    summary["bucket"]["ratio"] = paired_ratio(runs["bucket"], runs["folder"], "seconds")
     return summary
 
 
@@ -127,7 +125,7 @@ def table(results: dict[str, Any]) -> list[str]:
         (
             "bucket (S3, moto)",
             "bucket",
-            f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+            ratio_text(ratio),
         ),
     ):
         seconds = results[kind]["seconds"]

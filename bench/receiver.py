@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.processes import stop
-from bench.stats import stats
+from bench.stats import paired_ratio, ratio_text, stats
 from messaging_assets.receiver import landing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -350,9 +350,7 @@ def scenario(
         }
         summary[kind]["files"] = stats([f["files"] for f in figures])
     summary["receiver"]["events_per_file"] = stats([f["events_per_file"] for f in runs["receiver"]])
-    summary["receiver"]["ratio"] = stats(
-        [r["per_s"] / f["per_s"] for r, f in zip(runs["receiver"], runs["floor"], strict=True)]
-    )
+    summary["receiver"]["ratio"] = paired_ratio(runs["receiver"], runs["floor"], "per_s")
     return summary
 
 
@@ -378,9 +376,7 @@ def bucket_scenario(events: int, repeats: int, clients: int = CLIENTS) -> dict[s
             key: stats([f[key] for f in figures])
             for key in ("per_s", "p50_ms", "p99_ms", "files", "events_per_file")
         }
-    summary["bucket"]["ratio"] = stats(
-        [b["per_s"] / f["per_s"] for b, f in zip(runs["bucket"], runs["folder"], strict=True)]
-    )
+    summary["bucket"]["ratio"] = paired_ratio(runs["bucket"], runs["folder"], "per_s")
     return summary
 
 
@@ -401,7 +397,7 @@ def bucket_table(results: dict[str, Any]) -> list[str]:
         (
             "bucket (S3, moto)",
             "bucket",
-            f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+            ratio_text(ratio),
         ),
     ):
         entry = results[key]
@@ -432,7 +428,7 @@ def table(results: dict[str, Any]) -> list[str]:
         (
             "receiver (group commit)",
             receiver,
-            f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+            ratio_text(ratio),
         ),
     ):
         per_s = entry["per_s"]

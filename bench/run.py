@@ -34,7 +34,7 @@ import tomlkit  # a dlt dependency; tomllib is Python 3.11+ only
 
 from bench import bucket_load, day, pushed, receiver
 from bench.processes import stop
-from bench.stats import stats
+from bench.stats import ratio_text, stats
 from messaging_assets.registry import SOURCE
 from messaging_assets.settings import AutomationSettings
 
@@ -501,11 +501,6 @@ def configured_workers() -> int:
 # ------------------------------------------------------------------------------------ the table
 
 
-def _fmt_ratio(entry: dict[str, Any]) -> str:
-    ratio = entry["ratio"]
-    return f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
-
-
 def table(results: dict[str, Any]) -> str:
     cfg = results["config"]
     lines = [
@@ -532,11 +527,11 @@ def table(results: dict[str, Any]) -> str:
             )
             if resource == "messages" and phase == "rerun":
                 label += " (all final: 0 look-ups)"
-            cli_time = f"{c['seconds']['median']:.2f}s | {_fmt_ratio(c)}" if c else "- | -"
+            cli_time = f"{c['seconds']['median']:.2f}s | {ratio_text(c['ratio'])}" if c else "- | -"
             cli_rss = f"{c['rss_mb']['median']:.0f}" if c else "-"
             lines.append(
                 f"| {label} | {f['seconds']['median']:.2f}s | {ip['seconds']['median']:.2f}s "
-                f"| {_fmt_ratio(ip)} | {cli_time} "
+                f"| {ratio_text(ip['ratio'])} | {cli_time} "
                 f"| {f['rss_mb']['median']:.0f} / {ip['rss_mb']['median']:.0f} / {cli_rss} MiB |"
             )
     if loads:
@@ -586,7 +581,8 @@ def _postgres_lines(results: dict[str, Any]) -> list[str]:
         d, pg = p[phase]["duckdb"], p[phase]["postgres"]
         lines.append(
             f"| contacts {'first load' if phase == 'first' else 're-run'} "
-            f"| {d['seconds']['median']:.2f}s | {pg['seconds']['median']:.2f}s | {_fmt_ratio(pg)} "
+            f"| {d['seconds']['median']:.2f}s | {pg['seconds']['median']:.2f}s "
+            f"| {ratio_text(pg['ratio'])} "
             f"| {d['rss_mb']['median']:.0f} / {pg['rss_mb']['median']:.0f} MiB |"
         )
     return lines
@@ -636,7 +632,8 @@ def _pushed_lines(results: dict[str, Any]) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: |",
         f"| {landed['reports']:,} reports into delivery_reports and messages "
         f"| {floor['seconds']['median']:.2f}s | {job['seconds']['median']:.2f}s "
-        f"| {_fmt_ratio(job)} | {floor['rss_mb']['median']:.0f} / {job['rss_mb']['median']:.0f} "
+        f"| {ratio_text(job['ratio'])} "
+        f"| {floor['rss_mb']['median']:.0f} / {job['rss_mb']['median']:.0f} "
         "MiB |",
         "",
         f"The job's steps (median): {steps}; dlt's extract {phases['extract']:.2f}s, normalize "
@@ -652,7 +649,7 @@ def _startup_lines(results: dict[str, Any]) -> list[str]:
         "",
         f"Start-up (`dagster definitions validate`): empty location importing dlt "
         f"{s['empty']['seconds']['median']:.2f}s, project {s['project']['seconds']['median']:.2f}s"
-        f", ratio {_fmt_ratio(s['project'])}; API requests while loading: "
+        f", ratio {ratio_text(s['project']['ratio'])}; API requests while loading: "
         f"{s['api_requests_at_load']}, DuckDB file written: {s['duckdb_written_at_load']}",
     ]
 

@@ -165,7 +165,7 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
     seen: set[tuple[bool, str]] = set()
 
     def read(items: list[FileItemDict]) -> Iterator[Any]:
-        columns = Columns(dlt.current.source_schema(), endpoint.tables())
+        columns = Columns(dlt.current.source_schema(), endpoint.tables(), typed=True)
         rows, unreadable = [], []
         for item in items:
             if not landing.is_landed_file(item["file_name"]):

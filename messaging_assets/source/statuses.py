@@ -195,7 +195,7 @@ def status_resource(
 
     def messages() -> Iterator[list[dict[str, Any]]]:
         look_ups = LookUps(api, request_ids, only) if look_up else None
-        stored = Columns(dlt.current.source_schema(), STATUS.tables())
+        stored = Columns(dlt.current.source_schema(), STATUS.tables(), typed=True)
         state = dlt.current.resource_state()
         with connect(dlt.current.pipeline()) as warehouse:
             reports = Reports.unmerged(warehouse, state.get(MERGED_THROUGH))

@@ -19,8 +19,10 @@ is kept as its exact text: `<column>__v_decimal` is a text column.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -48,10 +50,19 @@ DEFAULT_DIGITS = (DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE)
 # Years no offset (at most a day) moves out of 1 to 9999: text that starts with one is not parsed
 # here, only by dlt, which keeps what it cannot parse in its own variant.
 SAFE_YEARS = frozenset(f"{year:04d}" for year in range(2, 9999))
+# The types JSON gives, looked up before the isinstance chain: route sees millions of values.
+_EXACT_TYPES: dict[type, str] = {bool: "bool", float: "double", Decimal: "decimal", str: "text"}
+# A value of one of these JSON types in a column of the same type is stored as it is.
+_STORED_AS_IS = frozenset({"text", "bool", "double", "bigint"})
+# A timestamp with its offset, in the forms `datetime.fromisoformat` and dlt read alike.
+_ISO_STAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)")
 
 
 def json_type(value: Any) -> str | None:
     """dlt's name for a JSON scalar's type; None for null, objects and lists."""
+    kind = _EXACT_TYPES.get(type(value))
+    if kind is not None:
+        return kind
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -92,13 +103,24 @@ def within(number: Decimal, digits: tuple[int, int]) -> bool:
     return -exponent <= scale and len(significant) + exponent <= precision - scale
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
+def stored_decimal(value: Any, kind: str, digits: tuple[int, int]) -> Decimal | None:
+    """The decimal dlt stores for `value` in a DECIMAL(precision, scale) column, or None where
+    the column cannot hold it. Cached: a run sees the same few prices again and again."""
+    try:
+        # As dlt converts it: a float by its shortest text (0.045, not its binary value).
+        number = coerce_value("decimal", kind, value)
+        return number if within(number, digits) else None
+    except (ValueError, ArithmeticError):
+        return None
+
+
 def holds(value: Any, kind: str, column_type: str, digits: tuple[int, int]) -> bool:
     """Whether a column of a type that takes `value` stores it without failing the load: numbers
     within its digits, text that parses into a value it can store."""
+    if column_type == "decimal":
+        return stored_decimal(value, kind, digits) is not None
     try:
-        if column_type == "decimal":
-            # As dlt converts it: a float by its shortest text (0.045, not its binary value).
-            return within(coerce_value("decimal", kind, value), digits)
         if column_type == "timestamp" and kind == "text" and value[:4] not in SAFE_YEARS:
             coerce_value("timestamp", "text", value).astimezone(timezone.utc)
     except (ValueError, ArithmeticError):
@@ -130,9 +152,16 @@ class Columns:
     first value of a new field made it."""
 
     def __init__(
-        self, schema: Schema, declared: Mapping[str, Mapping[str, Hint]] | None = None
+        self,
+        schema: Schema,
+        declared: Mapping[str, Mapping[str, Hint]] | None = None,
+        typed: bool = False,
     ) -> None:
+        """`typed`: text that a timestamp or decimal column takes is handed to dlt as the
+        datetime or Decimal dlt would make of it, which spares its normalizer the parsing (most
+        of its time on status objects). Not for tables whose row versions hash the values."""
         self.naming = schema.naming
+        self._typed = typed
         self._types: dict[str, dict[str, str]] = {}
         # (precision, scale) of the decimal columns that state them.
         self._digits: dict[tuple[str, str], tuple[int, int]] = {}
@@ -181,14 +210,35 @@ class Columns:
 
     def route(self, record: dict[str, Any], table: str, path: tuple[str, ...] = ()) -> None:
         """Moves each value that does not fit its column into its variant, in place."""
-        for name in list(record):
-            value = record[name]
-            if name.startswith(DLT_NAME_PREFIX) or value is None:
+        types = self._types.setdefault(table, {})
+        # Only existing keys are assigned to, which iterating over the items allows.
+        for name, value in record.items():
+            if value is None or name.startswith(DLT_NAME_PREFIX):
                 continue
-            column = self.column(*path, name)
+            field = (*path, name)
+            column = self._columns.get(field) or self.column(*field)
+            # What `fitting` says of the common case, without its calls: a value of its column's
+            # type, or text dated in the safe years in a timestamp column, stays where it is.
+            kind = _EXACT_TYPES.get(type(value))
+            column_type = types.get(column)
+            if kind is None and type(value) is int and value in BIGINT:
+                kind = "bigint"
+            if kind == column_type and kind in _STORED_AS_IS:
+                continue
+            if column_type == "timestamp" and kind == "text" and value[:4] in SAFE_YEARS:
+                if self._typed and _ISO_STAMP.fullmatch(value):
+                    record[name] = datetime.fromisoformat(value)
+                continue
+            if column_type == "decimal" and kind in ("text", "decimal"):
+                digits = self._digits.get((table, column), DEFAULT_DIGITS)
+                number = stored_decimal(value, kind, digits)
+                if number is not None:
+                    if self._typed:
+                        record[name] = number
+                    continue
             if isinstance(value, dict):
                 if self.type_of(table, column) != "json":
-                    self.route(value, table, (*path, name))
+                    self.route(value, table, field)
                 continue
             if isinstance(value, list):
                 child = f"{table}__{column}"

@@ -27,11 +27,22 @@ def unstorable(value: Any) -> str | None:
         for key, item in value.items():
             if not key.strip():
                 return f"a field without a name ({json.dumps(key)})"
-            if why := (NUL if "\x00" in key else unstorable(item)):
+            if "\x00" in key:
+                return NUL
+            if why := _unstorable_item(item):
                 return why
     if isinstance(value, list):
-        return next(filter(None, map(unstorable, value)), None)
+        for item in value:
+            if why := _unstorable_item(item):
+                return why
     return None
+
+
+def _unstorable_item(item: Any) -> str | None:
+    # Numbers, booleans and nulls are the most of a body: no call for them.
+    if type(item) is str:
+        return NUL if "\x00" in item else None
+    return unstorable(item) if isinstance(item, (dict, list, str)) else None
 
 
 def parse(body: bytes | str) -> Any:

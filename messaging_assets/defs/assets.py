@@ -22,7 +22,8 @@ from messaging_assets.warehouse.destination import messaging_pipeline
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [endpoint.name for endpoint in LISTS]
 PUSHED_NAMES = [endpoint.name for endpoint in PUSHED]
-# The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
+# The pipeline the definitions describe (destination, dataset); each run loads through its own
+# (`run_pipeline`, warehouse/run_directories.py).
 # Its working directory is this process's own, removed when it exits: dlt creates a pipeline's
 # directory wherever it finds no state, and two processes loading the definitions at the same
 # moment (two CLI runs) would otherwise both create the same one, and one would fail.

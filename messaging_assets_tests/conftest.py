@@ -37,7 +37,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from messaging_assets.defs.writers import TOOK
 from messaging_assets.receiver import landing
-from messaging_assets.receiver.bodies import problem
+from messaging_assets.receiver.readability import problem
 from messaging_assets.receiver.storage import open_storage
 from messaging_assets.sandbox import SHAPES, Sandbox
 from messaging_assets.warehouse import sql

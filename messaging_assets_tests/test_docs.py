@@ -1,5 +1,6 @@
 """The documentation's relative links lead somewhere: to a file that exists and, with `#anchor`, to
-a heading of that file (GitHub's slugs). Reads the Markdown files only; starts no process."""
+a heading of that file (GitHub's slugs); so do the file names it gives in code spans, and the pages
+`.dlt/config.toml` names. Reads files only; starts no process."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ INLINE_LINK = re.compile(
 )
 REFERENCE_DEFINITION = re.compile(r"(?m)^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)")
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
+# A code span that is a repo file, `file.py::test_name[params]` included; `$HOME/...` is not.
+FILE_SPAN = re.compile(
+    r"(?P<path>[\w.][\w./-]*\.(?:py|md|toml|yaml|yml)(?:\.example)?)"
+    r"(?:::(?P<test>\w+)(?:\[[^\]]*\])?)?"
+)
+# Where a path the docs give short (`source/api.py`, `end_to_end/test_pool.py`) starts from.
+PATH_BASES = [REPO_ROOT, REPO_ROOT / "messaging_assets", REPO_ROOT / "messaging_assets_tests"]
+# Where a bare file name (`test_lists.py`, `journal.py`) is looked for; never .venv.
+NAME_ROOTS = [*PATH_BASES[1:], REPO_ROOT / "bench", REPO_ROOT / "instance", REPO_ROOT / ".dlt"]
+# Files the user writes and git ignores: the docs say where they go, not that they exist.
+USERS_OWN = {".dlt/secrets.toml", "secrets.toml"}
+CONFIG_PAGE = re.compile(r"\bdocs/[\w.-]+\.md(?:#[\w-]+)?")
 
 
 def prose_lines(path: Path) -> list[tuple[int, str]]:
@@ -113,6 +126,50 @@ def test_anchors_point_at_headings_that_exist(doc: Path):
             missing.append(f"{doc.relative_to(REPO_ROOT)}:{number}: {target}")
 
     assert not missing, "links to headings that do not exist:\n" + "\n".join(missing)
+
+
+def files_named(doc: Path, path: str) -> list[Path]:
+    """The repo files a code span's path can mean: from the repo root, the package, the tests or
+    the page's folder when it has a folder, anywhere in the code when it is a bare name."""
+    if "/" in path:
+        return [base / path for base in [*PATH_BASES, doc.parent] if (base / path).is_file()]
+    found = [REPO_ROOT / path] if (REPO_ROOT / path).is_file() else []
+    return found + [file for root in NAME_ROOTS for file in root.rglob(path) if file.is_file()]
+
+
+def defines(file: Path, function: str) -> bool:
+    return re.search(rf"^\s*(?:async\s+)?def {function}\(", file.read_text(), re.M) is not None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)
+def test_files_named_in_code_spans_exist(doc: Path):
+    """`messaging_assets/...py`, `docs/x.md`, `test_x.py::test_y` (the test defined there) and the
+    like name files that exist: the pointers a relative link check cannot see."""
+    missing = []
+    for number, line in prose_lines(doc):
+        for span in CODE_SPAN.finditer(line):
+            match = FILE_SPAN.fullmatch(span.group().strip("`").strip())
+            if not match or match["path"] in USERS_OWN:
+                continue
+            files = files_named(doc, match["path"])
+            test = match["test"]
+            if not files or (test and not any(defines(file, test) for file in files)):
+                missing.append(f"{doc.relative_to(REPO_ROOT)}:{number}: {span.group()}")
+
+    assert not missing, "files or tests that do not exist:\n" + "\n".join(missing)
+
+
+def test_pages_named_in_the_dlt_config_exist():
+    """Its comments point at pages (and headings) of docs/ that exist."""
+    named = CONFIG_PAGE.findall((REPO_ROOT / ".dlt" / "config.toml").read_text(encoding="utf-8"))
+    missing = []
+    for target in named:
+        path, anchor = resolve(REPO_ROOT / "README.md", target)
+        if not path.is_file() or (anchor and anchor not in anchors(path)):
+            missing.append(target)
+
+    assert named
+    assert not missing, "pages or headings that do not exist:\n" + "\n".join(missing)
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)

@@ -1,5 +1,6 @@
-"""Imports go down the layers only: definitions → defs → source → warehouse → registry and
-settings. The dlt source knows nothing of Dagster, the warehouse nothing of the source."""
+"""Imports go down the layers only: definitions → defs → source → warehouse and receiver →
+registry, settings and column hints. The dlt source knows nothing of Dagster, the warehouse nothing
+of the source; the sandbox and dev/ sit beside the product, which imports neither."""
 
 from __future__ import annotations
 
@@ -14,37 +15,51 @@ from messaging_assets_tests.conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "messaging_assets"
 DAGSTER = ("dagster", "dagster_dlt", "dagster_webserver", "dagster_postgres")
-# What each layer must never import, by module name prefix.
+DEFINITIONS, DEFS = "messaging_assets.definitions", "messaging_assets.defs"
+SOURCE, WAREHOUSE = "messaging_assets.source", "messaging_assets.warehouse"
+RECEIVER = "messaging_assets.receiver"
+BESIDE = ("messaging_assets.dev", "messaging_assets.sandbox")
+# What each layer (a folder or a module of messaging_assets/) must never import, by module name
+# prefix. Every module is under exactly one rule.
 FORBIDDEN = {
-    "source": (*DAGSTER, "messaging_assets.defs", "messaging_assets.definitions"),
-    "warehouse": (
-        *DAGSTER,
-        "messaging_assets.source",
-        "messaging_assets.defs",
-        "messaging_assets.definitions",
-    ),
+    "__init__.py": BESIDE,
+    "definitions.py": BESIDE,
+    "defs": (*BESIDE, DEFINITIONS),
+    "report.py": (*BESIDE, DEFINITIONS, DEFS),
+    "source": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS),
+    "warehouse": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS, SOURCE),
     # A service of its own, on a host of its own: it lands files and knows nothing of loading
     # (dlt only for its settings).
-    "receiver": (
-        *DAGSTER,
-        "messaging_assets.source",
-        "messaging_assets.warehouse",
-        "messaging_assets.defs",
-    ),
-    "registry.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),
-    "settings.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),
-    "column_hints.py": (*DAGSTER, "messaging_assets.source", "messaging_assets.warehouse"),
+    "receiver": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS, SOURCE, WAREHOUSE),
+    "registry.py": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS, SOURCE, WAREHOUSE, RECEIVER),
+    "settings.py": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS, SOURCE, WAREHOUSE, RECEIVER),
+    "column_hints.py": (*DAGSTER, *BESIDE, DEFINITIONS, DEFS, SOURCE, WAREHOUSE, RECEIVER),
+    # The provider's imitation: it shares no code with what it is tested against.
+    "sandbox": (DEFINITIONS, DEFS, SOURCE, WAREHOUSE, RECEIVER, "messaging_assets.dev"),
+    # `make dev`'s supervision may start and import anything.
+    "dev": (),
 }
 
 
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def imported(path: Path) -> set[str]:
+    """Every module name the file imports, relative imports resolved against its package."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -62,6 +77,20 @@ def test_a_layer_imports_nothing_above_it(layer: str):
         if name.startswith(FORBIDDEN[layer])
     }
     assert not broken
+
+
+def test_every_module_is_under_one_rule():
+    ruled = [module for layer in FORBIDDEN for module in modules_of(layer)]
+
+    assert sorted(ruled) == sorted(PACKAGE.rglob("*.py"))
+
+
+def test_relative_imports_are_resolved_against_their_package():
+    assert {
+        "messaging_assets.sandbox.pusher",
+        "messaging_assets.sandbox.pusher.PushAttempt",
+    } <= imported(PACKAGE / "sandbox" / "__init__.py")
+    assert "messaging_assets.sandbox.server" in imported(PACKAGE / "sandbox" / "__main__.py")
 
 
 @pytest.mark.e2e

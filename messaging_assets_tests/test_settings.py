@@ -84,6 +84,7 @@ def test_a_wrong_runtime_setting_is_named_by_its_variable():
     assert "RUNTIME__REQUEST_TIMEOUT='soon': expected a number." in loaded.stdout + loaded.stderr
 
 
+@pytest.mark.e2e
 def test_a_wrong_runtime_setting_stops_make_dev_and_make_demo_before_they_start_in_one_line():
     # Their first step, which reads the settings files, and so dlt's [runtime] settings.
     checked = subprocess.run(
@@ -166,6 +167,7 @@ BROKEN_FILE_ENTRY_POINTS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("command", "file"), BROKEN_FILE_ENTRY_POINTS)
 def test_a_settings_file_that_is_not_toml_is_told_in_one_line_with_its_position(
     command: list[str], file: str, tmp_path: Path

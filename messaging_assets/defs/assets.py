@@ -1,5 +1,5 @@
-"""The dlt assets: dagster-dlt's `@dlt_assets` over the messaging source, one block per kind of
-resource in the registry, so that Dagster orders them (statuses are looked up after a send has
+"""The dlt assets: dagster-dlt's `@dlt_assets` over the messaging source, one op per kind of
+endpoint in the registry, so that Dagster orders them (statuses are looked up after a send has
 landed) and each takes its own launchpad config. Naming and policy are in the translator; each
 run builds its source from the settings and its run config.
 """
@@ -22,7 +22,8 @@ from messaging_assets.warehouse.destination import messaging_pipeline
 TRANSLATOR = MessagingTranslator()
 LIST_NAMES = [endpoint.name for endpoint in LISTS]
 PUSHED_NAMES = [endpoint.name for endpoint in PUSHED]
-# The pipeline the definitions describe (destination, dataset); runs use their own (loads.py).
+# The pipeline the definitions describe (destination, dataset); each run loads through its own
+# (`run_pipeline`, warehouse/run_directories.py).
 # Its working directory is this process's own, removed when it exits: dlt creates a pipeline's
 # directory wherever it finds no state, and two processes loading the definitions at the same
 # moment (two CLI runs) would otherwise both create the same one, and one would fail.
@@ -94,7 +95,8 @@ class ListConfig(Config):
 
 
 def op_name(name: str) -> str:
-    """The op of an assets block: the key its launchpad config goes under."""
+    """The name of the op behind one `@dlt_assets` definition: the key its launchpad config goes
+    under."""
     return f"{GROUP}_{name}"
 
 
@@ -144,7 +146,7 @@ def list_assets(
     yield from dlt.run(context=context, dlt_source=source)
 
 
-# Its own block, after the inbound messages it reads (its asset depends on theirs): in the run
+# Its own op, after the inbound messages it reads (its asset depends on theirs): in the run
 # that loads them, it sees them.
 @dlt_assets(**_dlt_assets_args(OPT_OUTS.name, OPT_OUTS.name))
 def opt_out_assets(context: AssetExecutionContext, dlt: DagsterDltResource):

@@ -1,12 +1,12 @@
 """`messaging/delivery_summary`: do messages arrive, how fast, and what do they cost, per day.
 
-Computed by SQL over `messaging.messages` and `messaging.messages__parts` (delivery_queries.py),
-and loaded by dlt into
-`messaging.delivery_summary` with the cost per currency as rows of
-`messaging.delivery_summary__cost`: the same table on every destination. Opt-outs and opt-ins
-per day, from `messaging.opt_outs`, go to `messaging.delivery_summary_opt_outs`. Its
-materialization metadata carries top-level numbers (plotted over time in the asset's Plots view),
-markdown tables of the last 7 days and the table's row count and column schema.
+Computed by SQL over `messaging.messages` and `messaging.messages__parts`
+(warehouse/delivery_metrics.py), and loaded by dlt into `messaging.delivery_summary` with the cost
+per currency as rows of `messaging.delivery_summary__cost`: the same table on every destination.
+Opt-outs and opt-ins per day, from `messaging.opt_outs`, go to
+`messaging.delivery_summary_opt_outs`. Its materialization metadata carries top-level numbers
+(plotted over time in the asset's Plots view), markdown tables of the last 7 days and the table's
+row count and column schema.
 """
 
 from decimal import Decimal

@@ -23,7 +23,6 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from messaging_assets.receiver.bodies import problem
 from messaging_assets.receiver.group_commit import (
     WRITES_IN_FLIGHT,
     FileNames,
@@ -37,6 +36,7 @@ from messaging_assets.receiver.landing import (
     Endpoint,
     event_line,
 )
+from messaging_assets.receiver.readability import problem
 from messaging_assets.receiver.settings import (
     DELIVERY_REPORTS_PATH,
     INBOUND_MESSAGES_PATH,

@@ -16,7 +16,7 @@ with Sandbox(inbound_url=receiver_url) as sandbox:  # pushes, as the provider do
     sandbox.push_inbound(3)
 """
 
-from .pushes import PushAttempt, ReportTiming, RetrySchedule
+from .pusher import PushAttempt, ReportTiming, RetrySchedule
 from .server import (
     HOSTILE_REQUEST_ID,
     OMIT,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .pushes import PROVIDER_RETRIES, REPORT_TIMING, ReportTiming, RetrySchedule
+from .pusher import PROVIDER_RETRIES, REPORT_TIMING, ReportTiming, RetrySchedule
 from .server import SHAPES, Sandbox, serve_until_signalled
 
 

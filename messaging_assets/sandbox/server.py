@@ -1,7 +1,7 @@
 """A local imitation of the messaging provider's HTTP API, with a request log and fault injection.
 
 Only the standard library: the sandbox must run wherever the project's tests run. What it pushes
-(delivery reports, inbound messages) is in pushes.py.
+(delivery reports, inbound messages) is in pusher.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import data
-from .pushes import (
+from .pusher import (
     PROVIDER_RETRIES,
     REPORT_TIMING,
     PushAttempt,

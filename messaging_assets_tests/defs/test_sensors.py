@@ -264,6 +264,7 @@ def test_a_run_holding_the_writers_pool_keeps_status_planning_off_duckdb_only(
         assert len(result.run_requests) == 1
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "sensor", [pending_status_sensor, dead_writer_sensor], ids=lambda s: s.name
 )

@@ -58,6 +58,7 @@ def post_all(receivers: list[Receiver], ids: list[list[str]]) -> list[str]:
     return acknowledged
 
 
+@pytest.mark.e2e
 @pytest.mark.s3
 def test_acknowledged_events_are_whole_objects_in_the_bucket_never_overwritten(
     tmp_path: Path, bucket: Bucket
@@ -80,6 +81,7 @@ def test_acknowledged_events_are_whole_objects_in_the_bucket_never_overwritten(
     assert bucket.secret not in log
 
 
+@pytest.mark.e2e
 @pytest.mark.s3
 def test_two_receivers_on_one_bucket_lose_nothing_and_load_nothing_twice(
     run, receivers: list[Receiver], bucket: Bucket, warehouse: Warehouse
@@ -100,6 +102,7 @@ def test_two_receivers_on_one_bucket_lose_nothing_and_load_nothing_twice(
     ) == [(request_id, 1) for request_id in sorted(acknowledged)]
 
 
+@pytest.mark.e2e
 @pytest.mark.s3
 def test_a_write_the_store_refuses_is_answered_503_and_named_in_the_log(
     tmp_path: Path, bucket: Bucket
@@ -131,6 +134,7 @@ def test_an_object_name_already_taken_is_refused_not_overwritten(bucket: Bucket)
     assert stored["Body"].read() == b"first\n"
 
 
+@pytest.mark.e2e
 def test_the_bench_bucket_scenario_measures_the_receiver_on_a_bucket_and_a_folder():
     figures = bench_receiver.bucket_scenario(events=200, repeats=1)
 

@@ -295,6 +295,7 @@ def test_the_token_is_in_no_log_line_and_no_landed_file(receiver: Receiver):
             assert not any(fragment in text for text in landed)
 
 
+@pytest.mark.e2e
 @both_destinations
 def test_after_a_sigkill_mid_burst_every_acknowledged_event_is_in_the_warehouse_once(
     sandbox, destination, instance, landed: Landing, warehouse: Warehouse, tmp_path: Path
@@ -355,6 +356,7 @@ def test_after_a_sigkill_mid_burst_every_acknowledged_event_is_in_the_warehouse_
     assert "unreadable_events" not in warehouse.tables()
 
 
+@pytest.mark.e2e
 def test_the_bench_scenario_measures_the_floor_and_the_receiver():
     figures = bench_receiver.scenario(events=200, repeats=1)
 
@@ -410,6 +412,7 @@ def test_the_landing_summary_counts_files_events_and_unreadable_ones(tmp_path: P
 # ------------------------------------------------------------------------------------ settings
 
 
+@pytest.mark.e2e
 def test_the_receiver_refuses_to_start_without_a_token_or_with_a_short_one(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__MESSAGING__")}
     # dlt reads no secret from config.toml: a token there is refused, not ignored.

@@ -243,6 +243,7 @@ VALUES_KEPT_ASIDE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("endpoint", "body", "table", "variant", "kept"),
     VALUES_KEPT_ASIDE.values(),
@@ -271,6 +272,7 @@ def test_a_pushed_value_its_column_cannot_hold_is_kept_beside_it_and_named_by_th
     assert f"kept in {variant} " in evaluation.description
 
 
+@pytest.mark.e2e
 @both_destinations
 def test_after_a_value_kept_aside_later_runs_load_what_lands_next(
     run, receiver_process: Receiver, warehouse: Warehouse
@@ -289,6 +291,7 @@ def test_after_a_value_kept_aside_later_runs_load_what_lands_next(
     ) == [("in-next", Decimal("-0.005000"), None), ("in-odd", None, "1E-7")]
 
 
+@pytest.mark.e2e
 @both_destinations
 def test_an_event_no_table_can_hold_goes_to_unreadable_events_not_the_load(
     run, receiver_process: Receiver, warehouse: Warehouse

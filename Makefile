@@ -59,12 +59,12 @@ test: install
 	$(BIN)/python -m pytest -m "not postgres" -n 2
 	$(BIN)/python -m pytest -m postgres
 
-# The edit-test loop: everything but the tests that start processes (marker `e2e`: the CLI,
-# dagster dev, make, the daemon, the bench) and the browser, four at a time (they mostly wait on
-# HTTP and files), on DuckDB only: the `postgres` tests share one database and run one at a
-# time. `make test` runs them all.
+# The edit-test loop, about half a minute: everything but the tests that run Dagster (marker
+# `dagster`: a materialization, sensor or check in-process, seconds each), start processes (`e2e`:
+# the CLI, dagster dev, make, the daemon, the bench), drive the browser or need PostgreSQL; four
+# at a time, as they mostly wait on HTTP and files. `make test` runs them all.
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not ui and not postgres" -q -n 4
+	$(BIN)/python -m pytest -m "not e2e and not dagster and not ui and not postgres" -q -n 4
 
 # The `postgres` tests alone, next to a throw-away PostgreSQL server (.ci/postgres starts it and
 # removes it afterwards; it needs PostgreSQL's server binaries: apt-get install postgresql).

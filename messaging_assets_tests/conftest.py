@@ -175,10 +175,16 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]
 
 
+# A test that takes one of these runs Dagster in-process: seconds each, not milliseconds.
+DAGSTER_FIXTURES = frozenset({"instance", "persistent_instance"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if END_TO_END in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+        if DAGSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dagster)
         if "postgres" in item.keywords and not os.environ.get(POSTGRES_DSN):
             item.add_marker(pytest.mark.skip(reason=NO_POSTGRES))
         if "s3" in item.keywords and not os.environ.get(S3_ENDPOINT) and not in_ci():

@@ -155,6 +155,9 @@ BROKEN_FILE_ENTRY_POINTS = [
     pytest.param([str(BIN / "dg"), "check", "defs"], "config.toml", id="dg-check-defs"),
     pytest.param([sys.executable, "-m", "messaging_assets.report"], "secrets.toml", id="report"),
     pytest.param(
+        [sys.executable, "-m", "messaging_assets.receiver", "urls"], "secrets.toml", id="receiver"
+    ),
+    pytest.param(
         ["make", "demo", "SANDBOX_PORT={port}", "DAGSTER_HOME_DIR={home}"],
         "config.toml",
         id="make-demo",

@@ -14,7 +14,12 @@ from messaging_assets.receiver.landing import ENDPOINTS
 from messaging_assets.receiver.server import serve
 from messaging_assets.receiver.settings import ReceiverSettings, receiver_settings
 from messaging_assets.receiver.storage import open_storage
-from messaging_assets.settings import SettingError, variable
+from messaging_assets.settings import (
+    SettingError,
+    SettingsFileError,
+    check_settings_files,
+    variable,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,6 +53,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_settings_files()
         settings = receiver_settings()
         if args.command == "urls":
             print("\n".join(urls(settings)))
@@ -59,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{variable(settings.SECTIONS, 'landing_url')}={settings.landing_url!r}: "
                 f"cannot write there ({error.strerror or error})."
             ) from None
-    except SettingError as error:
+    except (SettingError, SettingsFileError) as error:
         print(f"messaging receiver: {error}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGINT, _stop)

@@ -98,7 +98,9 @@ def holds(value: Any, kind: str, column_type: str, digits: tuple[int, int]) -> b
     try:
         if column_type == "decimal":
             # As dlt converts it: a float by its shortest text (0.045, not its binary value).
-            return within(coerce_value("decimal", kind, value), digits)
+            number = coerce_value("decimal", kind, value)
+            # An integer beyond 64 bits is of kind `decimal`, which dlt leaves as it is: an int.
+            return within(Decimal(number) if isinstance(number, int) else number, digits)
         if column_type == "timestamp" and kind == "text" and value[:4] not in SAFE_YEARS:
             coerce_value("timestamp", "text", value).astimezone(timezone.utc)
     except (ValueError, ArithmeticError):

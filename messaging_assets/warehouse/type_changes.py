@@ -2,7 +2,9 @@
 
 `variants.py` keeps a value that does not fit its column's type in dlt's variant column
 `<column>__v_<type>`; dlt stores an object where a scalar was as `<column>__<field>` columns, and a
-list as a child table `<table>__<column>`. Each leaves the column a user reads empty in those rows.
+list as a child table `<table>__<column>`. Each leaves the column a user reads empty in those rows;
+an object where a list was leaves the child table without items for them, and a list where an
+object was leaves the `<column>__<field>` columns empty.
 `findings` names every such place that holds values in current rows, with the table, the field
 and the change, for the `values_keep_their_types` check.
 """
@@ -103,6 +105,17 @@ def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Findin
         )
 
 
+def _parents(warehouse: Connection, table: _Table, child: _Table) -> int:
+    """How many current rows of `table` have items in its child table."""
+    return int(
+        warehouse.scalar(
+            f"SELECT count(DISTINCT _dlt_parent_id) FROM {warehouse.table(child.name)} "
+            f"WHERE _dlt_parent_id IN (SELECT _dlt_id FROM {warehouse.table(table.name)} "
+            f"WHERE {table.current})"
+        )
+    )
+
+
 def _shapes(
     warehouse: Connection,
     table: _Table,
@@ -136,13 +149,7 @@ def _shapes(
                     f"{', '.join(fields)}, and {field} is empty there",
                 )
         if child is not None:
-            as_list = int(
-                warehouse.scalar(
-                    f"SELECT count(DISTINCT _dlt_parent_id) FROM {warehouse.table(child.name)} "
-                    f"WHERE _dlt_parent_id IN (SELECT _dlt_id FROM {warehouse.table(table.name)} "
-                    f"WHERE {table.current})"
-                )
-            )
+            as_list = _parents(warehouse, table, child)
             if as_list:
                 yield Finding(
                     error or bool(as_scalar),
@@ -156,4 +163,38 @@ def _shapes(
                 False,
                 f"{table.name}.{field}: {table.columns[field]} values in {as_scalar} current "
                 f"row(s), where it was an object or a list before ({', '.join(elsewhere)})",
+            )
+
+    # A field that was an object and is a list, or the other way round, has no column of its own:
+    # its `<field>__<name>` columns and its child table are the two places to compare.
+    for child in tables.values():
+        field = child.name.removeprefix(table.name + "__")
+        if field == child.name or field in table.columns:
+            continue  # not a child of this table, or a field with a column (above)
+        fields = [
+            column
+            for column in table.columns
+            if column.startswith(field + "__") and not VARIANT.match(column)
+        ]
+        if not fields:
+            continue
+        held = " OR ".join(f"{warehouse.column(column)} IS NOT NULL" for column in fields)
+        as_object = _count(warehouse, table, held)
+        as_list = _parents(warehouse, table, child)
+        # Both shapes in current rows, or a declared field: an error, as for a scalar above.
+        error = field in declared or bool(as_object and as_list)
+        columns = ", ".join(fields)
+        if as_list:
+            yield Finding(
+                error,
+                f"{table.name}.{field}: a list in {as_list} current row(s), where it was an "
+                f"object ({columns}); its items are in the table {child.name}, and {columns} "
+                f"{'is' if len(fields) == 1 else 'are'} empty there",
+            )
+        if as_object:
+            yield Finding(
+                error,
+                f"{table.name}.{field}: an object in {as_object} current row(s), where it was a "
+                f"list (the table {child.name}); its values are in {columns}, and "
+                f"{child.name} holds no items for them",
             )

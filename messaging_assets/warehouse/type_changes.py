@@ -21,6 +21,8 @@ from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection
 
 SAMPLE = 5
+# (column type, variant type): numbers the column takes by type, kept aside only for their size.
+SIZE_ONLY = frozenset({("decimal", "bigint"), ("decimal", "double"), ("double", "bigint")})
 # dlt's name for a column that holds the values of another type: `<column>__v_<type>`.
 VARIANT = re.compile(r"^(?P<column>.+)__v_(?P<type>[a-z0-9_]+)$")
 
@@ -79,6 +81,27 @@ def _count(warehouse: Connection, table: _Table, condition: str) -> int:
     )
 
 
+def _beyond(
+    warehouse: Connection, table: _Table, variant: str, kind: str, stored: str, rows: int
+) -> bool:
+    """Whether the values in a variant are of a type their column takes, kept aside only for
+    their size: too many digits for a decimal, beyond 2**53 for a double, beyond 64 bits for a
+    bigint. Their type did not change, so the check must not say it did."""
+    if kind == stored or (stored, kind) in SIZE_ONLY:
+        return True
+    if (stored, kind) != ("bigint", "decimal"):
+        return False
+    # `decimal` holds integers beyond 64 bits and, from pushed bodies, fractions (`10.5`),
+    # which a bigint column does not take: only integers were kept aside for their size.
+    column = warehouse.column(variant)
+    integers = _count(
+        warehouse,
+        table,
+        f"{column} IS NOT NULL AND {column} NOT LIKE '%.%' AND {column} NOT LIKE '%E%'",
+    )
+    return integers == rows
+
+
 def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Finding]:
     for column in sorted(table.columns):
         variant = VARIANT.match(column)
@@ -94,10 +117,9 @@ def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Findin
         )
         field, kind = variant["column"], variant["type"]
         stored = table.columns.get(field, "absent")
-        # A value of the column's own type that it cannot hold: too many digits, out of range.
         where = f"where the column is {stored}"
-        if kind == stored:
-            where = f"beyond what its {kind} column holds"
+        if _beyond(warehouse, table, column, kind, stored, rows):
+            where = f"beyond what its {stored} column holds"
         yield Finding(
             True,
             f"{table.name}.{field}: {kind} values in {rows} current row(s), {where}; they are "

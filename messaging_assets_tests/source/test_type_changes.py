@@ -214,6 +214,7 @@ def test_a_value_of_another_type_in_a_message_is_kept_beside_its_column(
     )
 
 
+@both_destinations
 def test_a_value_back_in_its_type_passes_the_check_again(sandbox, run, warehouse: Warehouse):
     load_twice(sandbox, run, "contacts", "score", 10, 10.5)
     sandbox.set_field("contacts", "score", [11])
@@ -288,6 +289,7 @@ def test_a_declared_field_that_becomes_a_list_fails_the_check_naming_the_child_t
     )
 
 
+@both_destinations
 @pytest.mark.parametrize(
     ("before", "was_in"),
     [({"city": "Berlin"}, "address__city"), (["Berlin"], "contacts__address")],
@@ -357,6 +359,7 @@ def test_an_undeclared_list_that_becomes_an_object_is_a_warning_naming_both_plac
     )
 
 
+@both_destinations
 @pytest.mark.parametrize(
     ("before", "other", "said"),
     [

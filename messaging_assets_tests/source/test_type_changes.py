@@ -108,6 +108,29 @@ def test_a_value_its_column_holds_stays_in_it_and_the_check_passes(
 
 
 @both_destinations
+def test_a_list_item_of_another_type_is_kept_beside_the_items_column(
+    sandbox, run, warehouse: Warehouse
+):
+    # dlt itself would store "12" as 12 in the child table's bigint `value` column.
+    result = load_twice(sandbox, run, "contacts", "scores", [1, 2], ["12", 3])
+
+    assert result.success
+    assert set(
+        warehouse.rows(
+            "SELECT _dlt_list_idx, value, value__v_text FROM messaging.contacts__scores WHERE "
+            f"_dlt_parent_id IN (SELECT _dlt_id FROM messaging.contacts WHERE {CURRENT})"
+        )
+    ) == {(0, None, "12"), (1, 3, None)}
+    evaluation = check(result, "contacts", CHECK)
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    assert details(result, "contacts").startswith(
+        "contacts__scores.value: text values in 120 current row(s), where the column is bigint; "
+        "they are kept in value__v_text (e.g. _dlt_id "
+    )
+
+
+@both_destinations
 def test_one_text_value_among_nulls_is_kept_beside_its_integer_column(
     sandbox, run, warehouse: Warehouse
 ):

@@ -23,6 +23,10 @@ from messaging_assets.source.sessions import KEY_PLACES
 EXPLANATION_LIMIT = 300
 SNIPPET_LIMIT = 80
 WILDCARD = "[*]"
+# orjson reads an integer of 2**64 or more as a float, rounded without a word
+# (18446744073709551617 becomes 1.8446744073709552e19): an answer that may hold one (20 digits in
+# a row, in a number or a string) is read by the standard library, which keeps it exact.
+LONG_INTEGER = re.compile(rb"[0-9]{20}")
 
 
 class Redactor:
@@ -110,15 +114,17 @@ class Answers:
     def json(self, response: Response) -> Any:
         """The answer's JSON, parsed once."""
         self.require_json(response)
-        try:
-            return fast_json.loadb(response.content)
-        except ValueError:
-            # orjson is stricter than the JSON the standard library reads (NaN, a BOM, integers
-            # beyond 64 bits): only what neither reads is malformed.
+        if not LONG_INTEGER.search(response.content):
             try:
-                return json.loads(response.content)
-            except ValueError as error:
-                raise self.error(response, f"answered malformed JSON ({error})") from None
+                return fast_json.loadb(response.content)
+            except ValueError:
+                # orjson is stricter than the JSON the standard library reads (NaN, a BOM): only
+                # what neither reads is malformed.
+                pass
+        try:
+            return json.loads(response.content)
+        except ValueError as error:
+            raise self.error(response, f"answered malformed JSON ({error})") from None
 
     def records(self, response: Response, payload: Any) -> list[dict[str, Any]]:
         """A list's records: the items of the lists the selector reaches, or, for a selector

@@ -33,6 +33,8 @@ from dlt.common.schema.typing import DLT_NAME_PREFIX, TColumnSchema
 
 from messaging_assets.column_hints import Hint
 
+# The column dlt stores a list's scalar items in, in the list's child table.
+ITEM = "value"
 # The variant column's name as dlt builds it: `shorten_fragments(column, "v_" + type)`.
 VARIANT_FIELD = "v_{}"
 # dlt's preferred types (a schema setting) for the variants that hold text: without them dlt's
@@ -110,6 +112,8 @@ def stored_decimal(value: Any, kind: str, digits: tuple[int, int]) -> Decimal | 
     try:
         # As dlt converts it: a float by its shortest text (0.045, not its binary value).
         number = coerce_value("decimal", kind, value)
+        # An integer beyond 64 bits is of kind `decimal`, which dlt leaves as it is: an int.
+        number = Decimal(number) if isinstance(number, int) else number
         return number if within(number, digits) else None
     except (ValueError, ArithmeticError):
         return None
@@ -242,19 +246,29 @@ class Columns:
                 continue
             if isinstance(value, list):
                 child = f"{table}__{column}"
-                for item in value:
+                for index, item in enumerate(value):
                     if isinstance(item, dict):
                         self.route(item, child)
+                    elif item is not None and not isinstance(item, list):
+                        # dlt stores a scalar item as {"value": item}; as such a row it is
+                        # routed like any field ("12" after integers would become 12).
+                        row = {ITEM: item}
+                        self.route(row, child)
+                        value[index] = row if isinstance(row[ITEM], dict) else item
                 continue
-            kind, variant = fitting(
-                value,
-                self.type_of(table, column),
-                self.is_declared(table, column),
-                self._digits.get((table, column), DEFAULT_DIGITS),
-            )
-            if variant is None:
-                self.learn(table, column, kind)
-                continue
-            # Nested, so that dlt's normalizer names the column `<column>__v_<type>`.
-            record[name] = {variant: str(value) if kind == "decimal" else value}
-            self.learn(table, f"{column}__{variant}", "text" if kind == "decimal" else kind)
+            record[name] = self._fitted(value, table, column)
+
+    def _fitted(self, value: Any, table: str, column: str) -> Any:
+        """The value, or `{variant: value}` where it does not fit its column."""
+        kind, variant = fitting(
+            value,
+            self.type_of(table, column),
+            self.is_declared(table, column),
+            self._digits.get((table, column), DEFAULT_DIGITS),
+        )
+        if variant is None:
+            self.learn(table, column, kind)
+            return value
+        self.learn(table, f"{column}__{variant}", "text" if kind == "decimal" else kind)
+        # Nested, so that dlt's normalizer names the column `<column>__v_<type>`.
+        return {variant: str(value) if kind == "decimal" else value}

@@ -2,7 +2,9 @@
 
 `variants.py` keeps a value that does not fit its column's type in dlt's variant column
 `<column>__v_<type>`; dlt stores an object where a scalar was as `<column>__<field>` columns, and a
-list as a child table `<table>__<column>`. Each leaves the column a user reads empty in those rows.
+list as a child table `<table>__<column>`. Each leaves the column a user reads empty in those rows;
+an object where a list was leaves the child table without items for them, and a list where an
+object was leaves the `<column>__<field>` columns empty.
 `findings` names every such place that holds values in current rows, with the table, the field
 and the change, for the `values_keep_their_types` check.
 """
@@ -19,6 +21,8 @@ from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection
 
 SAMPLE = 5
+# (column type, variant type): numbers the column takes by type, kept aside only for their size.
+SIZE_ONLY = frozenset({("decimal", "bigint"), ("decimal", "double"), ("double", "bigint")})
 # dlt's name for a column that holds the values of another type: `<column>__v_<type>`.
 VARIANT = re.compile(r"^(?P<column>.+)__v_(?P<type>[a-z0-9_]+)$")
 
@@ -77,6 +81,27 @@ def _count(warehouse: Connection, table: _Table, condition: str) -> int:
     )
 
 
+def _beyond(
+    warehouse: Connection, table: _Table, variant: str, kind: str, stored: str, rows: int
+) -> bool:
+    """Whether the values in a variant are of a type their column takes, kept aside only for
+    their size: too many digits for a decimal, beyond 2**53 for a double, beyond 64 bits for a
+    bigint. Their type did not change, so the check must not say it did."""
+    if kind == stored or (stored, kind) in SIZE_ONLY:
+        return True
+    if (stored, kind) != ("bigint", "decimal"):
+        return False
+    # `decimal` holds integers beyond 64 bits and, from pushed bodies, fractions (`10.5`),
+    # which a bigint column does not take: only integers were kept aside for their size.
+    column = warehouse.column(variant)
+    integers = _count(
+        warehouse,
+        table,
+        f"{column} IS NOT NULL AND {column} NOT LIKE '%.%' AND {column} NOT LIKE '%E%'",
+    )
+    return integers == rows
+
+
 def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Finding]:
     for column in sorted(table.columns):
         variant = VARIANT.match(column)
@@ -92,15 +117,25 @@ def _variants(warehouse: Connection, table: _Table, key: str) -> Iterator[Findin
         )
         field, kind = variant["column"], variant["type"]
         stored = table.columns.get(field, "absent")
-        # A value of the column's own type that it cannot hold: too many digits, out of range.
         where = f"where the column is {stored}"
-        if kind == stored:
-            where = f"beyond what its {kind} column holds"
+        if _beyond(warehouse, table, column, kind, stored, rows):
+            where = f"beyond what its {stored} column holds"
         yield Finding(
             True,
             f"{table.name}.{field}: {kind} values in {rows} current row(s), {where}; they are "
             f"kept in {column} (e.g. {key} {', '.join(str(row[0]) for row in sample)})",
         )
+
+
+def _parents(warehouse: Connection, table: _Table, child: _Table) -> int:
+    """How many current rows of `table` have items in its child table."""
+    return int(
+        warehouse.scalar(
+            f"SELECT count(DISTINCT _dlt_parent_id) FROM {warehouse.table(child.name)} "
+            f"WHERE _dlt_parent_id IN (SELECT _dlt_id FROM {warehouse.table(table.name)} "
+            f"WHERE {table.current})"
+        )
+    )
 
 
 def _shapes(
@@ -136,13 +171,7 @@ def _shapes(
                     f"{', '.join(fields)}, and {field} is empty there",
                 )
         if child is not None:
-            as_list = int(
-                warehouse.scalar(
-                    f"SELECT count(DISTINCT _dlt_parent_id) FROM {warehouse.table(child.name)} "
-                    f"WHERE _dlt_parent_id IN (SELECT _dlt_id FROM {warehouse.table(table.name)} "
-                    f"WHERE {table.current})"
-                )
-            )
+            as_list = _parents(warehouse, table, child)
             if as_list:
                 yield Finding(
                     error or bool(as_scalar),
@@ -156,4 +185,38 @@ def _shapes(
                 False,
                 f"{table.name}.{field}: {table.columns[field]} values in {as_scalar} current "
                 f"row(s), where it was an object or a list before ({', '.join(elsewhere)})",
+            )
+
+    # A field that was an object and is a list, or the other way round, has no column of its own:
+    # its `<field>__<name>` columns and its child table are the two places to compare.
+    for child in tables.values():
+        field = child.name.removeprefix(table.name + "__")
+        if field == child.name or field in table.columns:
+            continue  # not a child of this table, or a field with a column (above)
+        fields = [
+            column
+            for column in table.columns
+            if column.startswith(field + "__") and not VARIANT.match(column)
+        ]
+        if not fields:
+            continue
+        held = " OR ".join(f"{warehouse.column(column)} IS NOT NULL" for column in fields)
+        as_object = _count(warehouse, table, held)
+        as_list = _parents(warehouse, table, child)
+        # Both shapes in current rows, or a declared field: an error, as for a scalar above.
+        error = field in declared or bool(as_object and as_list)
+        columns = ", ".join(fields)
+        if as_list:
+            yield Finding(
+                error,
+                f"{table.name}.{field}: a list in {as_list} current row(s), where it was an "
+                f"object ({columns}); its items are in the table {child.name}, and {columns} "
+                f"{'is' if len(fields) == 1 else 'are'} empty there",
+            )
+        if as_object:
+            yield Finding(
+                error,
+                f"{table.name}.{field}: an object in {as_object} current row(s), where it was a "
+                f"list (the table {child.name}); its values are in {columns}, and "
+                f"{child.name} holds no items for them",
             )

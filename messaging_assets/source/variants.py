@@ -19,6 +19,7 @@ is kept as its exact text: `<column>__v_decimal` is a text column.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Mapping
@@ -231,7 +232,9 @@ class Columns:
                 continue
             if column_type == "timestamp" and kind == "text" and value[:4] in SAFE_YEARS:
                 if self._typed and _ISO_STAMP.fullmatch(value):
-                    record[name] = datetime.fromisoformat(value)
+                    # A 13th month or a 25th hour stays text, for dlt to keep in its variant.
+                    with contextlib.suppress(ValueError):
+                        record[name] = datetime.fromisoformat(value)
                 continue
             if column_type == "decimal" and kind in ("text", "decimal"):
                 digits = self._digits.get((table, column), DEFAULT_DIGITS)

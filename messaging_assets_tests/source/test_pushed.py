@@ -233,6 +233,14 @@ VALUES_KEPT_ASIDE = {
         "sent_date__v_text",
         "0001-01-01T00:00:00+0200",
     ),
+    # Shaped like a timestamp, in a year that parses, but no date: the 13th month.
+    "timestamp_that_is_no_date": (
+        DELIVERY_REPORTS,
+        posted(report("r-month", "DELIVERED", submitDate="2026-13-45T00:00:00+0100")),
+        "delivery_reports",
+        "submit_date__v_text",
+        "2026-13-45T00:00:00+0100",
+    ),
     "price_text_with_more_decimals_than_its_column": (
         DELIVERY_REPORTS,
         posted(report("r-odd", "DELIVERED", overallPrice="0.0000001")),

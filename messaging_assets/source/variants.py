@@ -221,13 +221,12 @@ class Columns:
             if value is None or name.startswith(DLT_NAME_PREFIX):
                 continue
             field = (*path, name)
+            # The cache `column` keeps, read without its call: this loop sees every value.
             column = self._columns.get(field) or self.column(*field)
             # What `fitting` says of the common case, without its calls: a value of its column's
             # type, or text dated in the safe years in a timestamp column, stays where it is.
-            kind = _EXACT_TYPES.get(type(value))
+            kind = json_type(value)
             column_type = types.get(column)
-            if kind is None and type(value) is int and value in BIGINT:
-                kind = "bigint"
             if kind == column_type and kind in _STORED_AS_IS:
                 continue
             if column_type == "timestamp" and kind == "text" and value[:4] in SAFE_YEARS:

@@ -38,7 +38,7 @@ from messaging_assets.registry import (
     UNREADABLE_TABLE,
     Endpoint,
 )
-from messaging_assets.source import bodies
+from messaging_assets.source import bodies, status_tables
 from messaging_assets.source.variants import Columns
 
 # The receiver's setting: the loader reads where the receiver writes.
@@ -178,27 +178,25 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
                 if key in seen:
                     continue
                 seen.add(key)
-                if readable:
-                    columns.route(row, endpoint.name)
-                    rows.append(row)
-                else:
-                    unreadable.append(row)
-        if rows:
+                (rows if readable else unreadable).append(row)
+        if rows and endpoint.split_children:
+            load_id = dlt.current.load_package_state()["load_id"]
+            yield from status_tables.items(rows, endpoint, columns, load_id)
+        elif rows:
+            for row in rows:
+                columns.route(row, endpoint.name)
             yield rows
         if unreadable:
             yield dlt.mark.with_table_name(unreadable, UNREADABLE_TABLE)
 
     resource = files | dlt.transformer(read, **endpoint.merge_hints())
-    # A table variant starts from the resource's own hints: without its columns and child tables
-    # first, `unreadable_events` would get the endpoint's key as a column that must not be null.
-    resource.apply_hints(
-        table_name=UNREADABLE_TABLE, columns={}, nested_hints={}, create_table_variant=True
-    )
-    resource.apply_hints(
-        table_name=UNREADABLE_TABLE,
+    status_tables.table_variant(
+        resource,
+        UNREADABLE_TABLE,
         primary_key=UNREADABLE_KEY,
         write_disposition=dict(INSERT_ONLY),
         columns=column_hints.named(column_hints.UNREADABLE, UNREADABLE_KEY),
-        create_table_variant=True,
     )
+    if endpoint.split_children:
+        status_tables.apply_hints(resource, endpoint)
     return resource

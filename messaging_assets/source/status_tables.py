@@ -1,0 +1,254 @@
+"""Status objects (delivery reports, messages) as dlt takes them: a batch as two arrow tables, the
+statuses' and their parts', so that dlt's JSON normalizer, which flattens every status and part
+and coerces every timestamp one by one, is skipped, and dlt's arrow normalizer writes the columns
+as they are.
+
+dlt does not unnest arrow items, and takes no rows for a table it nests itself, so the parts are
+a table of their own to dlt (`<table>__parts`), their rows built here (`split`, for both paths)
+with the columns dlt's relational normalizer gives a nested table: a status's `_dlt_id` is the
+hash of its key, a part's the hash of its status's id, table and place in the list; then
+`_dlt_parent_id`, `_dlt_list_idx` and `_dlt_root_id` (`row_ids.py`). The parts are keyed by
+their id, and a merged table's parts replaced by their status's (`_dlt_root_id` as merge key).
+
+Only a batch the dict path would store unchanged goes as arrow: every field declared, every value
+of its column's JSON type (text for text, timestamps and decimals; an integer for bigint), every
+timestamp and decimal parsed by arrow within its column. Anything else (a value `Columns.route`
+would keep in a variant, an unknown field, a nested shape, text arrow parses otherwise than dlt)
+raises NotColumnar, and the batch goes as dicts, its values routed (`Columns.route`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.common.schema import Schema
+from dlt.extract.resource import DltResource
+
+from messaging_assets import column_hints
+from messaging_assets.column_hints import Hint
+from messaging_assets.registry import Endpoint
+from messaging_assets.source import row_ids
+from messaging_assets.source.arrow_pages import TIMESTAMP, NotColumnar
+from messaging_assets.source.variants import ITEM, Columns
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# The list in a status object whose items are the parts.
+PARTS = "parts"
+# The field dlt wraps a list's item in when the item is a list itself.
+LIST = "list"
+_TEXT_KEY: Hint = {"data_type": "text", "nullable": False}
+# dlt's own columns of the parts, as its normalizer typed them when it nested them; and the load
+# id, which dlt gives a table of its own (nullable: the parts stored before have none).
+PART_COLUMNS: Mapping[str, Hint] = {
+    row_ids.ROOT_ID: _TEXT_KEY,
+    row_ids.PARENT_ID: _TEXT_KEY,
+    row_ids.LIST_INDEX: {"data_type": "bigint", "nullable": False},
+    row_ids.ROW_ID: {**_TEXT_KEY, "unique": True, "row_key": True},
+    row_ids.LOAD_ID: {"data_type": "text", "nullable": True},
+}
+# A status's own, as dlt's normalizer types them (an arrow schema would make them nullable).
+STATUS_COLUMNS: Mapping[str, Hint] = {
+    row_ids.LOAD_ID: _TEXT_KEY,
+    row_ids.ROW_ID: {**_TEXT_KEY, "unique": True, "row_key": True},
+}
+_DECIMAL_DIGITS = 18, 6
+# Microseconds since the epoch of the first instant of the year 2 and of the year 9999.
+_EARLIEST = int((datetime(2, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds()) * 10**6
+_LATEST = int((datetime(9999, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds()) * 10**6
+
+
+def parts_table(table: str) -> str:
+    return f"{table}__{PARTS}"
+
+
+def split(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Takes each status's parts out of it, as rows of the parts' table with dlt's columns, and
+    gives the status its `_dlt_id`."""
+    parts = []
+    for row in rows:
+        row_id = row_ids.status_id(row[key])
+        row[row_ids.ROW_ID] = row_id
+        listed = row.pop(PARTS, None)
+        if listed is None:
+            continue
+        if not isinstance(listed, list):
+            row[PARTS] = listed  # an object or a scalar stays in the report, for dlt to store
+            continue
+        for position, part in enumerate(listed):
+            # An item that is not an object is wrapped as dlt wraps it.
+            if not isinstance(part, dict):
+                part = {LIST: part} if isinstance(part, list) else {ITEM: part}
+            parts.append({**part, **row_ids.part_ids(row_id, position)})
+    return parts
+
+
+def _arrow_type(hint: Hint) -> pa.DataType:
+    kind = hint["data_type"]
+    if kind == "text":
+        return pa.string()
+    if kind == "timestamp":
+        return TIMESTAMP
+    if kind == "bigint":
+        return pa.int64()
+    if kind == "decimal" and (hint.get("precision"), hint.get("scale")) == _DECIMAL_DIGITS:
+        return pa.decimal128(*_DECIMAL_DIGITS)
+    raise NotColumnar(f"no arrow type here for {kind}")
+
+
+def _first(rows: list[dict[str, Any]], field: str) -> Any:
+    return next((row[field] for row in rows if row.get(field) is not None), None)
+
+
+def _read_as(rows: list[dict[str, Any]], field: str, hint: Hint) -> pa.DataType:
+    """The arrow type a field's values are read into: text for a timestamp or decimal sent as
+    text (cast after), the column's own type otherwise. A value of another type fails the read,
+    as `Columns.route` would keep it aside."""
+    kind = hint["data_type"]
+    if kind == "bigint":
+        # Arrow would take 1.0 and Decimal(1) as 1 where dlt keeps them in a variant.
+        if not all(type(row.get(field)) in (int, type(None)) for row in rows):
+            raise NotColumnar(f"{field}: a value that is not an integer")
+        return pa.int64()
+    if kind == "timestamp" and isinstance(_first(rows, field), datetime):
+        return TIMESTAMP  # the receiver's own times
+    return pa.string() if kind in ("text", "timestamp", "decimal") else _arrow_type(hint)
+
+
+def _stored(name: str, values: pa.ChunkedArray, hint: Hint) -> pa.ChunkedArray:
+    """Text cast into a timestamp or decimal column as dlt would parse it, or NotColumnar."""
+    target = _arrow_type(hint)
+    if values.type == target:
+        stored = values
+    else:
+        try:
+            stored = pc.cast(values, target)
+        except (pa.ArrowException, ValueError) as error:
+            raise NotColumnar(f"{name}: {error}") from None
+    if target == TIMESTAMP and stored.null_count < len(stored):
+        # An offset can take a time out of the years both destinations store.
+        earliest, latest = pc.min_max(stored.cast(pa.int64())).values()
+        if earliest.as_py() < _EARLIEST or latest.as_py() >= _LATEST:
+            raise NotColumnar(f"{name}: a time outside the years 2 to 9998")
+    return stored
+
+
+def _table(
+    rows: list[dict[str, Any]],
+    hints: Mapping[str, Hint],
+    columns: Columns,
+    table: str,
+) -> pa.Table:
+    """The declared columns in their declared order (a new table's order on the dict path), then
+    dlt's that `split` set."""
+    fields, stored = [], []
+    for field, hint in hints.items():
+        column = columns.column(field)
+        if columns.type_of(table, column) != hint["data_type"]:
+            raise NotColumnar(f"{table}.{column} is stored as {columns.type_of(table, column)}")
+        fields.append(pa.field(field, _read_as(rows, field, hint)))
+        stored.append((column, hint))
+    dlt_columns = [name for name in PART_COLUMNS if name != row_ids.LOAD_ID and name in rows[0]]
+    for name in dlt_columns:
+        fields.append(pa.field(name, _arrow_type(PART_COLUMNS[name])))
+    try:
+        read = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
+        raise NotColumnar(f"{table}: {error}") from None
+    arrays = [_stored(name, read.column(i), hint) for i, (name, hint) in enumerate(stored)]
+    arrays += [read.column(name) for name in dlt_columns]
+    return pa.Table.from_arrays(arrays, names=[name for name, _ in stored] + dlt_columns)
+
+
+def status_tables(
+    rows: list[dict[str, Any]],
+    parts: list[dict[str, Any]],
+    table: str,
+    hints: Mapping[str, Hint],
+    part_hints: Mapping[str, Hint],
+    columns: Columns,
+    load_id: str,
+) -> tuple[pa.Table, pa.Table]:
+    """The statuses' table and their parts', from `split`'s rows, as dlt would store them."""
+    for found, declared in ((rows, hints), (parts, part_hints)):
+        unknown = set().union(*map(dict.keys, found)) - declared.keys() - PART_COLUMNS.keys()
+        if unknown:
+            raise NotColumnar(f"fields not declared: {sorted(unknown)}")
+    load = pa.scalar(load_id, pa.string())
+    statuses = _table(rows, hints, columns, table)
+    statuses = statuses.append_column(row_ids.LOAD_ID, pa.repeat(load, len(rows)))
+    if not parts:
+        return statuses, pa.table({})
+    children = _table(parts, part_hints, columns, parts_table(table))
+    return statuses, children.append_column(row_ids.LOAD_ID, pa.repeat(load, len(parts)))
+
+
+def items(
+    rows: list[dict[str, Any]], endpoint: Endpoint, columns: Columns, load_id: str
+) -> Iterator[Any]:
+    """A batch of an endpoint's status objects as dlt's items: the statuses and their parts,
+    as arrow tables where the dict path would store every value as it is, else as dicts."""
+    child = parts_table(endpoint.name)
+    _unnested(dlt.current.source_schema(), child)
+    parts = split(rows, endpoint.key)
+    try:
+        statuses, part_table = status_tables(
+            rows,
+            parts,
+            endpoint.name,
+            endpoint.columns,
+            endpoint.nested[PARTS],
+            columns,
+            load_id,
+        )
+    except NotColumnar:
+        for row in rows:
+            columns.route(row, endpoint.name)
+        for part in parts:
+            columns.route(part, child)
+        statuses, part_table = rows, parts
+    yield statuses
+    if len(part_table):
+        yield dlt.mark.with_table_name(part_table, child)
+
+
+def _unnested(schema: Schema, table: str) -> None:
+    """An earlier version's parts table, nested by dlt's normalizer, as a table of its own (dlt
+    refuses to merge the two)."""
+    found = schema.tables.get(table)
+    if found is not None and found.pop("parent", None) is not None:
+        for column in found.get("columns", {}).values():
+            column.pop("parent_key", None)
+            column.pop("root_key", None)
+
+
+def _named(columns: Mapping[str, Hint]) -> dict[str, dict[str, Any]]:
+    return {name: {"name": name, **hint} for name, hint in columns.items()}
+
+
+def apply_hints(resource: DltResource, endpoint: Endpoint) -> DltResource:
+    """The statuses' own columns, and the parts' table, as `items` fills them."""
+    resource.apply_hints(columns=_named(STATUS_COLUMNS))
+    # A merged status's parts are replaced by its new ones; a stored report's stay as they are.
+    replaced = {"merge_key": row_ids.ROOT_ID} if endpoint.history == "merge" else {}
+    table_variant(
+        resource,
+        parts_table(endpoint.name),
+        primary_key=row_ids.ROW_ID,
+        columns={**column_hints.named(endpoint.nested[PARTS]), **_named(PART_COLUMNS)},
+        **replaced,
+    )
+    return resource
+
+
+def table_variant(resource: DltResource, table: str, **hints: Any) -> None:
+    """Hints for another table the resource's items go to (`dlt.mark.with_table_name`)."""
+    # A table variant starts from the resource's own hints: without its columns and child tables
+    # cleared first, the variant would get the endpoint's key as a column that must not be null.
+    resource.apply_hints(table_name=table, columns={}, nested_hints={}, create_table_variant=True)
+    resource.apply_hints(table_name=table, create_table_variant=True, **hints)

@@ -31,7 +31,8 @@ def upgrade(warehouse: Connection) -> list[str]:
 
 
 def _upgrade(warehouse: Connection) -> list[str]:
-    found = warehouse.column_schemas([*MESSAGE_TABLES, "sms", *LINKED, *map(_parts, LINKED)])
+    tables = {*MESSAGE_TABLES, "sms", *LINKED, *map(_parts, LINKED)}
+    found = warehouse.column_schemas(sorted(tables))
     done = []
     for table in MESSAGE_TABLES:
         columns = found.get(table, {})

@@ -9,6 +9,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 
 def _no_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which JSON does not have.
@@ -87,6 +89,17 @@ def canonical(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value)
+
+
+def text_digest(text: str) -> str:
+    """`digest` of a body's JSON that holds no fractional number and no integer beyond 64 bits
+    (arrow's reader refused those): orjson writes the same canonical text where the body is
+    printable ASCII without escapes, which no character of another spelling can come from."""
+    if text.isascii() and "\\u" not in text and "\x7f" not in text:
+        return hashlib.md5(
+            orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+    return digest(orjson.loads(text))
 
 
 def digest(value: Any) -> str:

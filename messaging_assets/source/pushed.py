@@ -38,7 +38,8 @@ from messaging_assets.registry import (
     UNREADABLE_TABLE,
     Endpoint,
 )
-from messaging_assets.source import bodies, status_tables
+from messaging_assets.source import bodies, landed_columns, status_tables
+from messaging_assets.source.arrow_pages import NotColumnar
 from messaging_assets.source.variants import Columns
 
 # The receiver's setting: the loader reads where the receiver writes.
@@ -166,14 +167,23 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
 
     def read(items: list[FileItemDict]) -> Iterator[Any]:
         columns = Columns(dlt.current.source_schema(), endpoint.tables(), typed=True)
+        files = [
+            (item["relative_path"], item.read_bytes(), item["modification_date"])
+            for item in items
+            if landing.is_landed_file(item["file_name"])
+        ]
+        if endpoint.split_children:
+            load_id = dlt.current.load_package_state()["load_id"]
+            try:
+                tables = landed_columns.reports(files, endpoint, columns, seen, load_id)
+            except NotColumnar:
+                pass  # read line by line
+            else:
+                yield from status_tables.emitted(*tables, endpoint)
+                return
         rows, unreadable = [], []
-        for item in items:
-            if not landing.is_landed_file(item["file_name"]):
-                continue
-            path = item["relative_path"]
-            for readable, row in read_landed(
-                endpoint.name, item.read_bytes(), path, item["modification_date"]
-            ):
+        for path, data, modified in files:
+            for readable, row in read_landed(endpoint.name, data, path, modified):
                 key = (readable, row[endpoint.key if readable else UNREADABLE_KEY])
                 if key in seen:
                     continue

@@ -88,7 +88,8 @@ def split(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return parts
 
 
-def _arrow_type(hint: Hint) -> pa.DataType:
+def arrow_type(hint: Hint) -> pa.DataType:
+    """The arrow type of a column as dlt stores it; NotColumnar for the types not read here."""
     kind = hint["data_type"]
     if kind == "text":
         return pa.string()
@@ -96,6 +97,8 @@ def _arrow_type(hint: Hint) -> pa.DataType:
         return TIMESTAMP
     if kind == "bigint":
         return pa.int64()
+    if kind == "bool":
+        return pa.bool_()
     if kind == "decimal" and (hint.get("precision"), hint.get("scale")) == _DECIMAL_DIGITS:
         return pa.decimal128(*_DECIMAL_DIGITS)
     raise NotColumnar(f"no arrow type here for {kind}")
@@ -110,26 +113,23 @@ def _read_as(rows: list[dict[str, Any]], field: str, hint: Hint) -> pa.DataType:
     text (cast after), the column's own type otherwise. A value of another type fails the read,
     as `Columns.route` would keep it aside."""
     kind = hint["data_type"]
-    if kind == "bigint":
-        # Arrow would take 1.0 and Decimal(1) as 1 where dlt keeps them in a variant.
-        if not all(type(row.get(field)) in (int, type(None)) for row in rows):
-            raise NotColumnar(f"{field}: a value that is not an integer")
-        return pa.int64()
+    # Arrow would take 1.0 and Decimal(1) as 1 where dlt keeps them in a variant.
+    if kind == "bigint" and not all(type(row.get(field)) in (int, type(None)) for row in rows):
+        raise NotColumnar(f"{field}: a value that is not an integer")
     if kind == "timestamp" and isinstance(_first(rows, field), datetime):
         return TIMESTAMP  # the receiver's own times
-    return pa.string() if kind in ("text", "timestamp", "decimal") else _arrow_type(hint)
+    return pa.string() if kind in ("text", "timestamp", "decimal") else arrow_type(hint)
 
 
-def _stored(name: str, values: pa.ChunkedArray, hint: Hint) -> pa.ChunkedArray:
-    """Text cast into a timestamp or decimal column as dlt would parse it, or NotColumnar."""
-    target = _arrow_type(hint)
-    if values.type == target:
-        stored = values
-    else:
-        try:
-            stored = pc.cast(values, target)
-        except (pa.ArrowException, ValueError) as error:
-            raise NotColumnar(f"{name}: {error}") from None
+def _stored(name: str, values: pa.Array | pa.ChunkedArray, hint: Hint) -> pa.Array:
+    """Values cast into their column's type as dlt would parse them, or NotColumnar."""
+    target = arrow_type(hint)
+    try:
+        stored = values if values.type == target else pc.cast(values, target)
+    except (pa.ArrowException, ValueError) as error:
+        raise NotColumnar(f"{name}: {error}") from None
+    if isinstance(stored, pa.ChunkedArray):
+        stored = stored.combine_chunks()
     if target == TIMESTAMP and stored.null_count < len(stored):
         # An offset can take a time out of the years both destinations store.
         earliest, latest = pc.min_max(stored.cast(pa.int64())).values()
@@ -138,31 +138,55 @@ def _stored(name: str, values: pa.ChunkedArray, hint: Hint) -> pa.ChunkedArray:
     return stored
 
 
+def from_columns(
+    values: Mapping[str, pa.Array | pa.ChunkedArray],
+    hints: Mapping[str, Hint],
+    columns: Columns,
+    table: str,
+    dlt_columns: Mapping[str, pa.Array | pa.ChunkedArray],
+    load_id: str,
+) -> pa.Table:
+    """A table's arrow item: its declared fields' values cast to their columns' types, in the
+    declared order (a new table's order on the dict path), then dlt's columns and the load id.
+    NotColumnar where a column is stored as another type, or a value does not cast."""
+    names, arrays = [], []
+    for field, hint in hints.items():
+        column = columns.column(field)
+        if columns.type_of(table, column) != hint["data_type"]:
+            raise NotColumnar(f"{table}.{column} is stored as {columns.type_of(table, column)}")
+        names.append(column)
+        arrays.append(_stored(column, values[field], hint))
+    for name, array in dlt_columns.items():
+        names.append(name)
+        arrays.append(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
+    names.append(row_ids.LOAD_ID)
+    arrays.append(pa.repeat(pa.scalar(load_id, pa.string()), len(arrays[0])))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
 def _table(
     rows: list[dict[str, Any]],
     hints: Mapping[str, Hint],
     columns: Columns,
     table: str,
+    load_id: str,
 ) -> pa.Table:
-    """The declared columns in their declared order (a new table's order on the dict path), then
-    dlt's that `split` set."""
-    fields, stored = [], []
-    for field, hint in hints.items():
-        column = columns.column(field)
-        if columns.type_of(table, column) != hint["data_type"]:
-            raise NotColumnar(f"{table}.{column} is stored as {columns.type_of(table, column)}")
-        fields.append(pa.field(field, _read_as(rows, field, hint)))
-        stored.append((column, hint))
+    """`from_columns` of `split`'s rows."""
+    fields = [pa.field(field, _read_as(rows, field, hint)) for field, hint in hints.items()]
     dlt_columns = [name for name in PART_COLUMNS if name != row_ids.LOAD_ID and name in rows[0]]
-    for name in dlt_columns:
-        fields.append(pa.field(name, _arrow_type(PART_COLUMNS[name])))
+    fields += [pa.field(name, arrow_type(PART_COLUMNS[name])) for name in dlt_columns]
     try:
         read = pa.Table.from_pylist(rows, schema=pa.schema(fields))
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
         raise NotColumnar(f"{table}: {error}") from None
-    arrays = [_stored(name, read.column(i), hint) for i, (name, hint) in enumerate(stored)]
-    arrays += [read.column(name) for name in dlt_columns]
-    return pa.Table.from_arrays(arrays, names=[name for name, _ in stored] + dlt_columns)
+    return from_columns(
+        {field: read.column(field) for field in hints},
+        hints,
+        columns,
+        table,
+        {name: read.column(name) for name in dlt_columns},
+        load_id,
+    )
 
 
 def status_tables(
@@ -179,13 +203,10 @@ def status_tables(
         unknown = set().union(*map(dict.keys, found)) - declared.keys() - PART_COLUMNS.keys()
         if unknown:
             raise NotColumnar(f"fields not declared: {sorted(unknown)}")
-    load = pa.scalar(load_id, pa.string())
-    statuses = _table(rows, hints, columns, table)
-    statuses = statuses.append_column(row_ids.LOAD_ID, pa.repeat(load, len(rows)))
+    statuses = _table(rows, hints, columns, table, load_id)
     if not parts:
         return statuses, pa.table({})
-    children = _table(parts, part_hints, columns, parts_table(table))
-    return statuses, children.append_column(row_ids.LOAD_ID, pa.repeat(load, len(parts)))
+    return statuses, _table(parts, part_hints, columns, parts_table(table), load_id)
 
 
 def items(
@@ -193,8 +214,6 @@ def items(
 ) -> Iterator[Any]:
     """A batch of an endpoint's status objects as dlt's items: the statuses and their parts,
     as arrow tables where the dict path would store every value as it is, else as dicts."""
-    child = parts_table(endpoint.name)
-    _unnested(dlt.current.source_schema(), child)
     parts = split(rows, endpoint.key)
     try:
         statuses, part_table = status_tables(
@@ -210,11 +229,22 @@ def items(
         for row in rows:
             columns.route(row, endpoint.name)
         for part in parts:
-            columns.route(part, child)
+            columns.route(part, parts_table(endpoint.name))
         statuses, part_table = rows, parts
+    return emitted(statuses, part_table, endpoint)
+
+
+def emitted(
+    statuses: pa.Table | list[dict[str, Any]],
+    parts: pa.Table | list[dict[str, Any]],
+    endpoint: Endpoint,
+) -> Iterator[Any]:
+    """The statuses, then their parts into their own table."""
+    child = parts_table(endpoint.name)
+    _unnested(dlt.current.source_schema(), child)
     yield statuses
-    if len(part_table):
-        yield dlt.mark.with_table_name(part_table, child)
+    if len(parts):
+        yield dlt.mark.with_table_name(parts, child)
 
 
 def _unnested(schema: Schema, table: str) -> None:

@@ -6,8 +6,7 @@ API accepted without a body has none), and let dlt's normalizer nest the parts o
 delivery reports, with ids of its own. Each step runs once, when it finds the old shape, and
 loses no value: the old prices are kept in `price_effective_before_upgrade`, error codes become
 their text, and the parts keep their rows under the ids the loader now gives them
-(`source/row_ids.py`: a status's is the md5 of its key, a part's the md5 of its status's id, `_`
-and its place).
+(`source/row_ids.py`: a status's is its key, a part's its status's key, `_` and its place).
 """
 
 from __future__ import annotations
@@ -63,11 +62,10 @@ def _link(warehouse: Connection, table: str, key: str) -> None:
     """The parts' ids, then their statuses' (a step cut short is taken up again: the parts of a
     status not yet renamed still point at it), then the load id column, which marks it done."""
     statuses, parts = warehouse.table(table), warehouse.table(_parts(table))
-    status_id = f"md5(CAST(s.{key} AS VARCHAR))"
     warehouse.execute(
-        f"UPDATE {parts} AS p SET _dlt_parent_id = {status_id}, _dlt_root_id = {status_id}, "
-        f"_dlt_id = md5({status_id} || '_' || CAST(p._dlt_list_idx AS VARCHAR)) "
+        f"UPDATE {parts} AS p SET _dlt_parent_id = s.{key}, _dlt_root_id = s.{key}, "
+        f"_dlt_id = s.{key} || '_' || CAST(p._dlt_list_idx AS VARCHAR) "
         f"FROM {statuses} AS s WHERE p._dlt_parent_id = s._dlt_id"
     )
-    warehouse.execute(f"UPDATE {statuses} SET _dlt_id = md5(CAST({key} AS VARCHAR))")
+    warehouse.execute(f"UPDATE {statuses} SET _dlt_id = {key}")
     warehouse.execute(f"ALTER TABLE {parts} ADD COLUMN {LOAD_ID} VARCHAR")

@@ -19,6 +19,7 @@ raises NotColumnar, and the batch goes as dicts, its values routed (`Columns.rou
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 from dlt.common.schema import Schema
 from dlt.extract.resource import DltResource
 
@@ -102,6 +104,121 @@ def arrow_type(hint: Hint) -> pa.DataType:
     if kind == "decimal" and (hint.get("precision"), hint.get("scale")) == _DECIMAL_DIGITS:
         return pa.decimal128(*_DECIMAL_DIGITS)
     raise NotColumnar(f"no arrow type here for {kind}")
+
+
+# Bytes arrow's reader takes at a time. A longer line (a body over the receiver's default limit,
+# escaped) fails the read, and its page is read line by line.
+_BLOCK = 4 << 20
+# One older client spells a part's sentDate as sendDate (`bodies.published_spelling`).
+_OLD_SPELLING = "sendDate"
+
+
+def _read_type(hint: Hint) -> pa.DataType:
+    """The type arrow reads a JSON value into: text for what JSON carries as text."""
+    kind = hint["data_type"]
+    return pa.string() if kind in ("text", "timestamp", "decimal") else arrow_type(hint)
+
+
+def _struct(hints: Mapping[str, Hint]) -> list[pa.Field]:
+    return [pa.field(name, _read_type(hint)) for name, hint in hints.items()]
+
+
+# A status object as the provider sends it, at the root of a body.
+_STATUS_OBJECT = pa.schema(
+    [
+        *_struct(column_hints.STATUS_OBJECT),
+        pa.field(
+            PARTS,
+            pa.list_(
+                pa.struct(_struct({**column_hints.PART, _OLD_SPELLING: column_hints.TIMESTAMP}))
+            ),
+        ),
+    ]
+)
+
+
+def read_json(data: bytes, schema: pa.Schema) -> pa.Table:
+    """Lines of JSON objects read by arrow's reader into `schema`; NotColumnar for any value
+    not of its field's JSON type, and any field not in it."""
+    try:
+        return pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(block_size=_BLOCK),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowException, ValueError) as error:
+        raise NotColumnar(str(error)) from None
+
+
+def status_objects(texts: list[str]) -> pa.Table:
+    """Bodies that are each a status object at the root, with declared fields only, each of its
+    JSON type, and parts that are objects of declared fields, in columns; else NotColumnar."""
+    if any(text is None or "\\u0000" in text for text in texts):
+        raise NotColumnar("a body that needs a closer look")
+    lines = "\n".join(texts)
+    if lines.count("\n") != len(texts) - 1 or "\r" in lines:
+        # JSON text has no raw line breaks inside its strings: outside them they are spacing.
+        lines = "\n".join(text.replace("\n", " ").replace("\r", " ") for text in texts)
+    parsed = read_json(lines.encode("utf-8") + b"\n", _STATUS_OBJECT)
+    if parsed.num_rows != len(texts) or parsed["requestId"].null_count:
+        raise NotColumnar("a body that is not a status object at the root")
+    items = parsed[PARTS].combine_chunks().flatten()
+    if items.null_count or items.field(_OLD_SPELLING).null_count < len(items):
+        raise NotColumnar("a part that is not an object, or spelled the older way")
+    return parsed
+
+
+def from_parsed(
+    parsed: pa.Table,
+    values: Mapping[str, pa.Array | pa.ChunkedArray],
+    keys: list[str],
+    endpoint: Endpoint,
+    columns: Columns,
+    load_id: str,
+) -> tuple[pa.Table, pa.Table]:
+    """An endpoint's arrow items from `status_objects` (one row per key) and the values of its
+    other fields: the statuses, keyed by `keys`, and their parts."""
+    ids = pa.array([row_ids.status_id(key) for key in keys], pa.string())
+    statuses = from_columns(
+        {
+            **{name: parsed[name] for name in column_hints.STATUS_OBJECT},
+            **values,
+        },
+        endpoint.columns,
+        columns,
+        endpoint.name,
+        {row_ids.ROW_ID: ids},
+        load_id,
+    )
+    parts = parsed[PARTS].combine_chunks()
+    parents = pc.list_parent_indices(parts)
+    offsets = parts.offsets.to_pylist()
+    positions = [index - offsets[parent] for index, parent in enumerate(parents.to_pylist())]
+    parent_ids = pc.take(ids, parents)
+    part_hints = endpoint.nested[PARTS]
+    part_columns = parts.flatten()
+    children = from_columns(
+        {name: part_columns.field(name) for name in part_hints},
+        part_hints,
+        columns,
+        parts_table(endpoint.name),
+        {
+            row_ids.ROOT_ID: parent_ids,
+            row_ids.PARENT_ID: parent_ids,
+            row_ids.LIST_INDEX: pa.array(positions, pa.int64()),
+            row_ids.ROW_ID: pa.array(
+                [
+                    row_ids.part_id(parent, position)
+                    for parent, position in zip(parent_ids.to_pylist(), positions, strict=True)
+                ],
+                pa.string(),
+            ),
+        },
+        load_id,
+    )
+    return statuses, children
 
 
 def _first(rows: list[dict[str, Any]], field: str) -> Any:

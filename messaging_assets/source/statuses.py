@@ -27,8 +27,9 @@ from messaging_assets.registry import STATUS
 from messaging_assets.settings import lookup_settings
 from messaging_assets.source import status_tables
 from messaging_assets.source.api import Api
+from messaging_assets.source.arrow_pages import NotColumnar
 from messaging_assets.source.bodies import published_spelling
-from messaging_assets.source.reports import MERGED_THROUGH, Reports
+from messaging_assets.source.reports import MERGED_THROUGH, Reports, as_tables
 from messaging_assets.source.variants import Columns
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection, connect
@@ -214,9 +215,13 @@ def status_resource(
             for batch in look_ups.records(known, settled | reports.final):
                 # One record per message: the look-up, unless this run's report outranks it.
                 yield from items([reports.instead_of(record) for record in batch])
-        remaining = list(reports.remaining())
-        for start in range(0, len(remaining), REPORTS_BATCH):
-            yield from items(remaining[start : start + REPORTS_BATCH])
+        for batch in reports.remaining(REPORTS_BATCH):
+            try:
+                tables = as_tables(batch, stored, load_id)
+            except NotColumnar:
+                yield from items([report.record() for report in batch.values()])
+            else:
+                yield from status_tables.emitted(*tables, STATUS)
         state[MERGED_THROUGH] = reports.through
 
     return status_tables.apply_hints(dlt.resource(messages, **STATUS.merge_hints())(), STATUS)

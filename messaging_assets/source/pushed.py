@@ -172,6 +172,8 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
             for item in items
             if landing.is_landed_file(item["file_name"])
         ]
+        if not files:
+            return
         if endpoint.split_children:
             load_id = dlt.current.load_package_state()["load_id"]
             try:

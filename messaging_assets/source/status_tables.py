@@ -4,17 +4,19 @@ and coerces every timestamp one by one, is skipped, and dlt's arrow normalizer w
 as they are.
 
 dlt does not unnest arrow items, and takes no rows for a table it nests itself, so the parts are
-a table of their own to dlt (`<table>__parts`), their rows built here (`split`, for both paths)
-with the columns dlt's relational normalizer gives a nested table: a status's `_dlt_id` is the
-hash of its key, a part's the hash of its status's id, table and place in the list; then
-`_dlt_parent_id`, `_dlt_list_idx` and `_dlt_root_id` (`row_ids.py`). The parts are keyed by
-their id, and a merged table's parts replaced by their status's (`_dlt_root_id` as merge key).
+a table of their own to dlt (`<table>__parts`, a table variant of the status's resource), their
+rows built here with the columns dlt's normalizer gives a nested table: `_dlt_parent_id` and
+`_dlt_root_id` (the status's `_dlt_id`), `_dlt_list_idx`, and ids of their own (`row_ids.py`).
+The parts are keyed by their id, and a merged table's parts are replaced by their status's new
+ones (`_dlt_root_id` as merge key).
 
-Only a batch the dict path would store unchanged goes as arrow: every field declared, every value
-of its column's JSON type (text for text, timestamps and decimals; an integer for bigint), every
-timestamp and decimal parsed by arrow within its column. Anything else (a value `Columns.route`
-would keep in a variant, an unknown field, a nested shape, text arrow parses otherwise than dlt)
-raises NotColumnar, and the batch goes as dicts, its values routed (`Columns.route`).
+A batch of dicts (`items`) goes as arrow when the dict path would store every value as it is:
+every field declared, every value of its column's JSON type (text for text, timestamps and
+decimals; an integer for bigint), every timestamp and decimal parsed by arrow within its column.
+Anything else (a value `Columns.route` would keep in a variant, an undeclared field, a nested
+shape, text arrow parses otherwise than dlt) raises NotColumnar, and the batch goes as dicts, its
+values routed. Bodies of status objects can be read by arrow's JSON reader straight into columns
+(`status_objects`, `from_parsed`), under the same rules.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from messaging_assets.source import row_ids
 from messaging_assets.source.arrow_pages import TIMESTAMP, NotColumnar
 from messaging_assets.source.variants import ITEM, Columns
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # The list in a status object whose items are the parts.
 PARTS = "parts"
@@ -60,9 +62,14 @@ STATUS_COLUMNS: Mapping[str, Hint] = {
     row_ids.ROW_ID: {**_TEXT_KEY, "unique": True, "row_key": True},
 }
 _DECIMAL_DIGITS = 18, 6
+# Bytes arrow's reader takes at a time. A longer line (a body over the receiver's default limit,
+# escaped) fails the read, and its page is read line by line.
+_BLOCK = 4 << 20
+# One older client spells a part's sentDate as sendDate (`bodies.published_spelling`).
+_OLD_SPELLING = "sendDate"
 # Microseconds since the epoch of the first instant of the year 2 and of the year 9999.
-_EARLIEST = int((datetime(2, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds()) * 10**6
-_LATEST = int((datetime(9999, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds()) * 10**6
+_EARLIEST = int((datetime(2, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 10**6
+_LATEST = int((datetime(9999, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 10**6
 
 
 def parts_table(table: str) -> str:
@@ -80,7 +87,7 @@ def split(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         if listed is None:
             continue
         if not isinstance(listed, list):
-            row[PARTS] = listed  # an object or a scalar stays in the report, for dlt to store
+            row[PARTS] = listed  # an object or a scalar stays in the status, for dlt to store
             continue
         for position, part in enumerate(listed):
             # An item that is not an object is wrapped as dlt wraps it.
@@ -99,18 +106,9 @@ def arrow_type(hint: Hint) -> pa.DataType:
         return TIMESTAMP
     if kind == "bigint":
         return pa.int64()
-    if kind == "bool":
-        return pa.bool_()
     if kind == "decimal" and (hint.get("precision"), hint.get("scale")) == _DECIMAL_DIGITS:
         return pa.decimal128(*_DECIMAL_DIGITS)
     raise NotColumnar(f"no arrow type here for {kind}")
-
-
-# Bytes arrow's reader takes at a time. A longer line (a body over the receiver's default limit,
-# escaped) fails the read, and its page is read line by line.
-_BLOCK = 4 << 20
-# One older client spells a part's sentDate as sendDate (`bodies.published_spelling`).
-_OLD_SPELLING = "sendDate"
 
 
 def _read_type(hint: Hint) -> pa.DataType:

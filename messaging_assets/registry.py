@@ -71,7 +71,7 @@ class Endpoint:
     # Child tables' column hints, by the field holding the list.
     nested: Mapping[str, Mapping[str, Hint]] = field(default_factory=dict)
     # The child rows are built by the loader, so that whole batches go to dlt as arrow tables
-    # (`source/report_arrow.py`): to dlt the child table is a table of its own, not a nested one.
+    # (`source/status_tables.py`): to dlt the child table is a table of its own, not a nested one.
     split_children: bool = False
     # Records per page where the API pages the list, per shape; absent: one page.
     page_size: Mapping[ApiShape, int] = field(default_factory=dict)

@@ -189,6 +189,8 @@ def from_parsed(
         endpoint.name,
         {row_ids.ROW_ID: ids},
         load_id,
+        STATUS_COLUMNS,
+        endpoint.key,
     )
     parts = parsed[PARTS].combine_chunks()
     parents = pc.list_parent_indices(parts)
@@ -215,6 +217,7 @@ def from_parsed(
             ),
         },
         load_id,
+        PART_COLUMNS,
     )
     return statuses, children
 
@@ -260,23 +263,29 @@ def from_columns(
     table: str,
     dlt_columns: Mapping[str, pa.Array | pa.ChunkedArray],
     load_id: str,
+    own: Mapping[str, Hint],
+    key: str | None = None,
 ) -> pa.Table:
     """A table's arrow item: its declared fields' values cast to their columns' types, in the
-    declared order (a new table's order on the dict path), then dlt's columns and the load id.
-    NotColumnar where a column is stored as another type, or a value does not cast."""
-    names, arrays = [], []
+    declared order (a new table's order on the dict path), then dlt's columns and the load id,
+    each as nullable as its hint (`own` for dlt's; only `key` of the declared is never null), so
+    that dlt finds the item's schema as its hints say. NotColumnar where a column is stored as
+    another type, or a value does not cast."""
+    fields, arrays = [], []
     for field, hint in hints.items():
         column = columns.column(field)
         if columns.type_of(table, column) != hint["data_type"]:
             raise NotColumnar(f"{table}.{column} is stored as {columns.type_of(table, column)}")
-        names.append(column)
-        arrays.append(_stored(column, values[field], hint))
-    for name, array in dlt_columns.items():
-        names.append(name)
-        arrays.append(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
-    names.append(row_ids.LOAD_ID)
-    arrays.append(pa.repeat(pa.scalar(load_id, pa.string()), len(arrays[0])))
-    return pa.Table.from_arrays(arrays, names=names)
+        array = _stored(column, values[field], hint)
+        fields.append(pa.field(column, array.type, nullable=field != key))
+        arrays.append(array)
+    count = len(arrays[0])
+    load = pa.repeat(pa.scalar(load_id, pa.string()), count)
+    for name, array in {**dlt_columns, row_ids.LOAD_ID: load}.items():
+        array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        fields.append(pa.field(name, array.type, nullable=own[name].get("nullable", True)))
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _table(
@@ -285,6 +294,8 @@ def _table(
     columns: Columns,
     table: str,
     load_id: str,
+    own: Mapping[str, Hint],
+    key: str | None = None,
 ) -> pa.Table:
     """`from_columns` of `split`'s rows."""
     fields = [pa.field(field, _read_as(rows, field, hint)) for field, hint in hints.items()]
@@ -301,6 +312,8 @@ def _table(
         table,
         {name: read.column(name) for name in dlt_columns},
         load_id,
+        own,
+        key,
     )
 
 
@@ -312,16 +325,17 @@ def status_tables(
     part_hints: Mapping[str, Hint],
     columns: Columns,
     load_id: str,
+    key: str,
 ) -> tuple[pa.Table, pa.Table]:
     """The statuses' table and their parts', from `split`'s rows, as dlt would store them."""
     for found, declared in ((rows, hints), (parts, part_hints)):
         unknown = set().union(*map(dict.keys, found)) - declared.keys() - PART_COLUMNS.keys()
         if unknown:
             raise NotColumnar(f"fields not declared: {sorted(unknown)}")
-    statuses = _table(rows, hints, columns, table, load_id)
+    statuses = _table(rows, hints, columns, table, load_id, STATUS_COLUMNS, key)
     if not parts:
         return statuses, pa.table({})
-    return statuses, _table(parts, part_hints, columns, parts_table(table), load_id)
+    return statuses, _table(parts, part_hints, columns, parts_table(table), load_id, PART_COLUMNS)
 
 
 def items(
@@ -339,6 +353,7 @@ def items(
             endpoint.nested[PARTS],
             columns,
             load_id,
+            endpoint.key,
         )
     except NotColumnar:
         for row in rows:

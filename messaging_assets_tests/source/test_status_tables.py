@@ -50,6 +50,7 @@ def as_tables(status: dict[str, Any]):
         STATUS.nested[status_tables.PARTS],
         Columns(dlt.Schema("messaging"), STATUS.tables()),
         "load-1",
+        STATUS.key,
     )
 
 
@@ -73,6 +74,15 @@ def test_a_clean_batch_becomes_arrow_with_times_in_utc_and_exact_decimals():
     }
     assert part["_dlt_load_id"] == "load-1"
     assert {k: part[k] for k in row_ids.part_ids(message_id, 0)} == row_ids.part_ids(message_id, 0)
+
+
+def test_an_arrow_batch_is_as_nullable_as_its_columns_are_declared():
+    statuses, parts = as_tables(clean_status())
+
+    never_null = {field.name for field in statuses.schema if not field.nullable}
+    assert never_null == {"request_id", "_dlt_id", "_dlt_load_id"}
+    never_null = {field.name for field in parts.schema if not field.nullable}
+    assert never_null == {"_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"}
 
 
 @pytest.mark.parametrize(

@@ -159,6 +159,10 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
     files = filesystem(
         bucket_url=url,
         file_glob=landed_glob(endpoint.name),
+        # A page costs dlt about the same whatever its size (two arrow items): pages of 300 files
+        # loaded 100,000 reports 0.7 s faster than dlt's 100, in no more memory; at the
+        # receiver's usual 4 to 10 events a file, a page is a few MB.
+        files_per_page=300,
         # Oldest first: of two copies of an event in one run, the one landed first is kept.
         incremental=dlt.sources.incremental("modification_date", lag=lag_seconds, row_order="asc"),
     ).with_name(f"{endpoint.name}_files")  # the incremental's state is kept under this name

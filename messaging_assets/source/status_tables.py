@@ -121,10 +121,13 @@ def _struct(hints: Mapping[str, Hint]) -> list[pa.Field]:
     return [pa.field(name, _read_type(hint)) for name, hint in hints.items()]
 
 
+# The provider documents `ttid` as text, and its own example sends an integer: both are stored as
+# text (on the dict path dlt writes the integer's `str`). Arrow's reader takes it as it comes.
+_TEXT_OR_INTEGER = "ttid"
 # A status object as the provider sends it, at the root of a body.
 _STATUS_OBJECT = pa.schema(
     [
-        *_struct(column_hints.STATUS_OBJECT),
+        *_struct({k: v for k, v in column_hints.STATUS_OBJECT.items() if k != _TEXT_OR_INTEGER}),
         pa.field(
             PARTS,
             pa.list_(
@@ -135,16 +138,14 @@ _STATUS_OBJECT = pa.schema(
 )
 
 
-def read_json(data: bytes, schema: pa.Schema) -> pa.Table:
+def read_json(data: bytes, schema: pa.Schema, others: str = "error") -> pa.Table:
     """Lines of JSON objects read by arrow's reader into `schema`; NotColumnar for any value
-    not of its field's JSON type, and any field not in it."""
+    not of its field's JSON type, and, unless `others` is "infer", any field not in it."""
     try:
         return pj.read_json(
             io.BytesIO(data),
             read_options=pj.ReadOptions(block_size=_BLOCK),
-            parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="error"
-            ),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=others),
         )
     except (pa.ArrowException, ValueError) as error:
         raise NotColumnar(str(error)) from None
@@ -159,13 +160,22 @@ def status_objects(texts: list[str]) -> pa.Table:
     if lines.count("\n") != len(texts) - 1 or "\r" in lines:
         # JSON text has no raw line breaks inside its strings: outside them they are spacing.
         lines = "\n".join(text.replace("\n", " ").replace("\r", " ") for text in texts)
-    parsed = read_json(lines.encode("utf-8") + b"\n", _STATUS_OBJECT)
+    parsed = read_json(lines.encode("utf-8") + b"\n", _STATUS_OBJECT, others="infer")
     if parsed.num_rows != len(texts) or parsed["requestId"].null_count:
         raise NotColumnar("a body that is not a status object at the root")
+    undeclared = set(parsed.column_names) - {*_STATUS_OBJECT.names, _TEXT_OR_INTEGER}
+    if undeclared or parsed.schema.field(PARTS).type != _STATUS_OBJECT.field(PARTS).type:
+        raise NotColumnar(f"fields not declared: {sorted(undeclared) or 'in a part'}")
     items = parsed[PARTS].combine_chunks().flatten()
     if items.null_count or items.field(_OLD_SPELLING).null_count < len(items):
         raise NotColumnar("a part that is not an object, or spelled the older way")
-    return parsed
+    if _TEXT_OR_INTEGER not in parsed.column_names:
+        return parsed.append_column(_TEXT_OR_INTEGER, pa.nulls(parsed.num_rows, pa.string()))
+    found = parsed[_TEXT_OR_INTEGER]
+    if found.type not in (pa.string(), pa.int64(), pa.null()):
+        raise NotColumnar(f"{_TEXT_OR_INTEGER}: neither text nor an integer ({found.type})")
+    index = parsed.column_names.index(_TEXT_OR_INTEGER)
+    return parsed.set_column(index, _TEXT_OR_INTEGER, pc.cast(found, pa.string()))
 
 
 def from_parsed(
@@ -288,6 +298,15 @@ def from_columns(
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _integers_as_text(rows: list[dict[str, Any]], hints: Mapping[str, Hint]) -> None:
+    """A declared text field sent as an integer (`ttid`) holds its text, as dlt stores it."""
+    text = [field for field, hint in hints.items() if hint["data_type"] == "text"]
+    for row in rows:
+        for field in text:
+            if type(row.get(field)) is int:
+                row[field] = str(row[field])
+
+
 def _table(
     rows: list[dict[str, Any]],
     hints: Mapping[str, Hint],
@@ -298,6 +317,7 @@ def _table(
     key: str | None = None,
 ) -> pa.Table:
     """`from_columns` of `split`'s rows."""
+    _integers_as_text(rows, hints)
     fields = [pa.field(field, _read_as(rows, field, hint)) for field, hint in hints.items()]
     dlt_columns = [name for name in PART_COLUMNS if name != row_ids.LOAD_ID and name in rows[0]]
     fields += [pa.field(name, arrow_type(PART_COLUMNS[name])) for name in dlt_columns]

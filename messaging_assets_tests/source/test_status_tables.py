@@ -89,7 +89,7 @@ def test_an_arrow_batch_is_as_nullable_as_its_columns_are_declared():
     ("fields", "why"),
     [
         pytest.param({"surprise": "x"}, "not declared", id="undeclared field"),
-        pytest.param({"ttid": 77292}, "Expected bytes", id="integer in a text field"),
+        pytest.param({"ttid": True}, "Expected bytes", id="boolean in a text field"),
         pytest.param({"size": 1.0}, "not an integer", id="float in a bigint field"),
         pytest.param(
             {"submitDate": "2019-07-02T16:47:39"}, "zone offset", id="timestamp without offset"
@@ -109,6 +109,38 @@ def test_an_arrow_batch_is_as_nullable_as_its_columns_are_declared():
 def test_a_value_not_stored_as_it_came_keeps_the_batch_from_arrow(fields, why):
     with pytest.raises(NotColumnar, match=why):
         as_tables(clean_status(**fields))
+
+
+def test_an_integer_in_a_text_field_is_stored_as_its_text_from_dicts_and_from_json():
+    statuses, _ = as_tables(clean_status(ttid=77292))
+    parsed = status_tables.status_objects(['{"requestId": "m-1", "ttid": 77292}'])
+
+    assert statuses["ttid"].to_pylist() == parsed["ttid"].to_pylist() == ["77292"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param('{"requestId": "m-1", "surprise": 1}', id="undeclared field"),
+        pytest.param(
+            '{"requestId": "m-1", "parts": [{"surprise": 1}]}', id="undeclared part field"
+        ),
+        pytest.param('{"requestId": "m-1", "ttid": 1.5}', id="fractional ttid"),
+        pytest.param(
+            '{"requestId": "m-1", "ttid": "2026-01-01T00:00:00Z"}', id="ttid read as a time"
+        ),
+        pytest.param('{"data": {"requestId": "m-1"}}', id="under data"),
+        pytest.param('{"requestId": "m-1", "size": "1"}', id="text in an integer field"),
+        pytest.param(
+            '{"requestId": "m-1", "parts": [{"sendDate": "2026-01-01T00:00:00+0100"}]}',
+            id="sendDate",
+        ),
+        pytest.param('{"requestId": "m-1", "status": "x\\u0000"}', id="escaped NUL"),
+    ],
+)
+def test_a_body_read_in_columns_is_refused_unless_every_value_is_declared_and_of_its_type(body):
+    with pytest.raises(NotColumnar):
+        status_tables.status_objects([body])
 
 
 def test_no_two_parts_share_an_id_whatever_their_keys():

@@ -11,8 +11,10 @@ holds there; objects of the newest second are told apart by dlt's incremental, w
 keys. Files within the lag are read again, which is harmless: rows are inserted once per key
 (dlt's insert-only merge), and a key that comes twice in one run is passed on once.
 
-Events the receiver could not read (`readable` false), and lines the loader cannot read, go to
-`unreadable_events` beside the endpoint's table, keyed by where they are (file and line).
+A page of delivery reports is read in columns where it can be (`landed_columns.py`), and line by
+line otherwise (`read_landed`). Events the receiver could not read (`readable` false), and lines
+the loader cannot read, go to `unreadable_events` beside the endpoint's table, keyed by where they
+are (file and line).
 """
 
 from __future__ import annotations
@@ -178,8 +180,8 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
         ]
         if not files:
             return
+        load_id = dlt.current.load_package_state()["load_id"]
         if endpoint.split_children:
-            load_id = dlt.current.load_package_state()["load_id"]
             try:
                 tables = landed_columns.reports(files, endpoint, columns, seen, load_id)
             except NotColumnar:
@@ -196,7 +198,6 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
                 seen.add(key)
                 (rows if readable else unreadable).append(row)
         if rows and endpoint.split_children:
-            load_id = dlt.current.load_package_state()["load_id"]
             yield from status_tables.items(rows, endpoint, columns, load_id)
         elif rows:
             for row in rows:

@@ -63,7 +63,7 @@ STATUS_COLUMNS: Mapping[str, Hint] = {
 }
 _DECIMAL_DIGITS = 18, 6
 # Bytes arrow's reader takes at a time. A longer line (a body over the receiver's default limit,
-# escaped) fails the read, and its page is read line by line.
+# escaped) fails the read, and what held it is read the other way, as dicts.
 _BLOCK = 4 << 20
 # One older client spells a part's sentDate as sendDate (`bodies.published_spelling`).
 _OLD_SPELLING = "sendDate"

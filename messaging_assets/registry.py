@@ -70,6 +70,9 @@ class Endpoint:
     selector: Mapping[ApiShape, str]
     # Child tables' column hints, by the field holding the list.
     nested: Mapping[str, Mapping[str, Hint]] = field(default_factory=dict)
+    # The child rows are built by the loader, so that whole batches go to dlt as arrow tables
+    # (`source/status_tables.py`): to dlt the child table is a table of its own, not a nested one.
+    split_children: bool = False
     # Records per page where the API pages the list, per shape; absent: one page.
     page_size: Mapping[ApiShape, int] = field(default_factory=dict)
     # Assets this one reads from (lineage in the graph).
@@ -92,7 +95,9 @@ class Endpoint:
             # DuckDB's default (insert_values) is several times slower and hungrier.
             "file_format": "parquet",
             "columns": column_hints.named(self.columns, self.key),
-            "nested_hints": {
+            "nested_hints": {}
+            if self.split_children
+            else {
                 field: {"columns": column_hints.named(hints)}
                 for field, hints in self.nested.items()
             },
@@ -132,6 +137,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         columns=column_hints.MESSAGE,
         selector={**ENVELOPE, "provider": "$"},
         nested={"parts": column_hints.PART},
+        split_children=True,
         upstream=("sms", "delivery_reports"),
     ),
     Endpoint(
@@ -187,6 +193,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         # either is read whatever API_SHAPE says, since any system using the account can post.
         selector={**ENVELOPE, "provider": "$"},
         nested={"parts": column_hints.PART},
+        split_children=True,
     ),
     Endpoint(
         name="inbound_messages",

@@ -11,8 +11,10 @@ holds there; objects of the newest second are told apart by dlt's incremental, w
 keys. Files within the lag are read again, which is harmless: rows are inserted once per key
 (dlt's insert-only merge), and a key that comes twice in one run is passed on once.
 
-Events the receiver could not read (`readable` false), and lines the loader cannot read, go to
-`unreadable_events` beside the endpoint's table, keyed by where they are (file and line).
+A page of delivery reports is read in columns where it can be (`landed_columns.py`), and line by
+line otherwise (`read_landed`). Events the receiver could not read (`readable` false), and lines
+the loader cannot read, go to `unreadable_events` beside the endpoint's table, keyed by where they
+are (file and line).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from messaging_assets.registry import (
     UNREADABLE_TABLE,
     Endpoint,
 )
-from messaging_assets.source import bodies
+from messaging_assets.source import bodies, landed_columns, status_tables
+from messaging_assets.source.arrow_pages import NotColumnar
 from messaging_assets.source.variants import Columns
 
 # The receiver's setting: the loader reads where the receiver writes.
@@ -158,6 +161,10 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
     files = filesystem(
         bucket_url=url,
         file_glob=landed_glob(endpoint.name),
+        # A page costs dlt about the same whatever its size (two arrow items): pages of 300 files
+        # loaded 100,000 reports 0.7 s faster than dlt's 100, in no more memory; at the
+        # receiver's usual 4 to 10 events a file, a page is a few MB.
+        files_per_page=300,
         # Oldest first: of two copies of an event in one run, the one landed first is kept.
         incremental=dlt.sources.incremental("modification_date", lag=lag_seconds, row_order="asc"),
     ).with_name(f"{endpoint.name}_files")  # the incremental's state is kept under this name
@@ -166,39 +173,47 @@ def pushed_resource(endpoint: Endpoint, url: str, lag_seconds: float) -> DltReso
 
     def read(items: list[FileItemDict]) -> Iterator[Any]:
         columns = Columns(dlt.current.source_schema(), endpoint.tables(), typed=True)
+        files = [
+            (item["relative_path"], item.read_bytes(), item["modification_date"])
+            for item in items
+            if landing.is_landed_file(item["file_name"])
+        ]
+        if not files:
+            return
+        load_id = dlt.current.load_package_state()["load_id"]
+        if endpoint.split_children:
+            try:
+                tables = landed_columns.reports(files, endpoint, columns, seen, load_id)
+            except NotColumnar:
+                pass  # read line by line
+            else:
+                yield from status_tables.emitted(*tables, endpoint)
+                return
         rows, unreadable = [], []
-        for item in items:
-            if not landing.is_landed_file(item["file_name"]):
-                continue
-            path = item["relative_path"]
-            for readable, row in read_landed(
-                endpoint.name, item.read_bytes(), path, item["modification_date"]
-            ):
+        for path, data, modified in files:
+            for readable, row in read_landed(endpoint.name, data, path, modified):
                 key = (readable, row[endpoint.key if readable else UNREADABLE_KEY])
                 if key in seen:
                     continue
                 seen.add(key)
-                if readable:
-                    columns.route(row, endpoint.name)
-                    rows.append(row)
-                else:
-                    unreadable.append(row)
-        if rows:
+                (rows if readable else unreadable).append(row)
+        if rows and endpoint.split_children:
+            yield from status_tables.items(rows, endpoint, columns, load_id)
+        elif rows:
+            for row in rows:
+                columns.route(row, endpoint.name)
             yield rows
         if unreadable:
             yield dlt.mark.with_table_name(unreadable, UNREADABLE_TABLE)
 
     resource = files | dlt.transformer(read, **endpoint.merge_hints())
-    # A table variant starts from the resource's own hints: without its columns and child tables
-    # first, `unreadable_events` would get the endpoint's key as a column that must not be null.
-    resource.apply_hints(
-        table_name=UNREADABLE_TABLE, columns={}, nested_hints={}, create_table_variant=True
-    )
-    resource.apply_hints(
-        table_name=UNREADABLE_TABLE,
+    status_tables.table_variant(
+        resource,
+        UNREADABLE_TABLE,
         primary_key=UNREADABLE_KEY,
         write_disposition=dict(INSERT_ONLY),
         columns=column_hints.named(column_hints.UNREADABLE, UNREADABLE_KEY),
-        create_table_variant=True,
     )
+    if endpoint.split_children:
+        status_tables.apply_hints(resource, endpoint)
     return resource

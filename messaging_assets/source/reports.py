@@ -17,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from messaging_assets.registry import STATUS_RANK, UNRANKED
-from messaging_assets.source import bodies
+import pyarrow as pa
+
+from messaging_assets.registry import STATUS, STATUS_RANK, UNRANKED
+from messaging_assets.source import bodies, status_tables
+from messaging_assets.source.arrow_pages import TIMESTAMP
+from messaging_assets.source.variants import Columns
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection
 
@@ -37,8 +42,16 @@ def rank(status: Any) -> int:
 @dataclass(frozen=True)
 class Report:
     rank: int
-    # The status object, as `messages` stores it.
-    record: dict[str, Any]
+    received_at: datetime
+    # The report as it was pushed (a status object, at the root or under `data`).
+    body: str
+
+    def record(self) -> dict[str, Any]:
+        """The status object, as `messages` stores it."""
+        # The body parsed when it was loaded, so it parses again.
+        record = bodies.published_spelling(dict(bodies.status_object(bodies.parse(self.body))))
+        record["reportedAt"] = self.received_at
+        return record
 
 
 class Reports:
@@ -81,14 +94,12 @@ class Reports:
                 "SELECT request_id, status_rank, received_at, body FROM "
                 f"({fresh}) f WHERE nth = 1 ORDER BY request_id"
             )
-        best = {}
-        for request_id, status_rank, received_at, body in warehouse.rows(
-            statement, merged_through or "", through
-        ):
-            # The body parsed when it was loaded, so it parses again.
-            record = bodies.published_spelling(dict(bodies.status_object(bodies.parse(body))))
-            record["reportedAt"] = received_at
-            best[request_id] = Report(int(status_rank), record)
+        best = {
+            request_id: Report(int(status_rank), received_at, body)
+            for request_id, status_rank, received_at, body in warehouse.rows(
+                statement, merged_through or "", through
+            )
+        }
         return cls(best, through)
 
     @property
@@ -103,10 +114,26 @@ class Reports:
         must come once in a load, or dlt keeps either copy."""
         report = self._best.pop(looked_up["requestId"], None)
         if report is not None and report.rank > rank(looked_up.get("status")):
-            return report.record
+            return report.record()
         return looked_up
 
-    def remaining(self) -> Iterator[dict[str, Any]]:
-        """The reports no look-up of this run spoke for, as `messages` records."""
-        for report in self._best.values():
-            yield report.record
+    def remaining(self, batch: int) -> Iterator[dict[str, Report]]:
+        """The reports no look-up of this run spoke for, by message, `batch` at a time."""
+        best = list(self._best.items())
+        for start in range(0, len(best), batch):
+            yield dict(best[start : start + batch])
+
+
+def as_tables(
+    reports: dict[str, Report], columns: Columns, load_id: str
+) -> tuple[pa.Table, pa.Table]:
+    """Reports as `messages`' arrow items, read in columns (`status_tables.status_objects`);
+    NotColumnar where they are to be read one by one (`Report.record`)."""
+    parsed = status_tables.status_objects([report.body for report in reports.values()])
+    count = len(reports)
+    values = {
+        "checkedAt": pa.nulls(count, TIMESTAMP),
+        "lookupError": pa.nulls(count, pa.string()),
+        "reportedAt": pa.array([report.received_at for report in reports.values()], TIMESTAMP),
+    }
+    return status_tables.from_parsed(parsed, values, list(reports), STATUS, columns, load_id)

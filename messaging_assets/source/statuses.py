@@ -25,9 +25,11 @@ from dlt.extract.resource import DltResource
 
 from messaging_assets.registry import STATUS
 from messaging_assets.settings import lookup_settings
+from messaging_assets.source import status_tables
 from messaging_assets.source.api import Api
+from messaging_assets.source.arrow_pages import NotColumnar
 from messaging_assets.source.bodies import published_spelling
-from messaging_assets.source.reports import MERGED_THROUGH, Reports
+from messaging_assets.source.reports import MERGED_THROUGH, Reports, as_tables
 from messaging_assets.source.variants import Columns
 from messaging_assets.warehouse import sql
 from messaging_assets.warehouse.connection import Connection, connect
@@ -41,6 +43,8 @@ NOT_FOUND = "NOT_FOUND"
 INVALID = "INVALID_REQUEST_ID"
 # Records handed to dlt at a time: fewer, larger items cost dlt less per look-up.
 BATCH = 500
+# Reports merged at a time: an arrow table's cost is mostly per column, not per row.
+REPORTS_BATCH = 10_000
 
 
 class InvalidRequestIds(ValueError):
@@ -193,7 +197,7 @@ def status_resource(
     just the tracked ones (the status sensor's due messages). Tracked ids come from the run
     config, else from SOURCES__MESSAGING__MESSAGES__REQUEST_IDS."""
 
-    def messages() -> Iterator[list[dict[str, Any]]]:
+    def messages() -> Iterator[Any]:
         look_ups = LookUps(api, request_ids, only) if look_up else None
         stored = Columns(dlt.current.source_schema(), STATUS.tables(), typed=True)
         state = dlt.current.resource_state()
@@ -201,19 +205,23 @@ def status_resource(
             reports = Reports.unmerged(warehouse, state.get(MERGED_THROUGH))
             known, settled = stored_ids(warehouse)
 
-        def routed(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            for record in batch:
-                stored.route(record, STATUS.name)
-            return batch
+        load_id = dlt.current.load_package_state()["load_id"]
+
+        def items(batch: list[dict[str, Any]]) -> Iterator[Any]:
+            return status_tables.items(batch, STATUS, stored, load_id)
 
         if look_ups is not None:
             # A final report settles a message: nothing is left to ask about it.
             for batch in look_ups.records(known, settled | reports.final):
                 # One record per message: the look-up, unless this run's report outranks it.
-                yield routed([reports.instead_of(record) for record in batch])
-        remaining = list(reports.remaining())
-        for start in range(0, len(remaining), BATCH):
-            yield routed(remaining[start : start + BATCH])
+                yield from items([reports.instead_of(record) for record in batch])
+        for batch in reports.remaining(REPORTS_BATCH):
+            try:
+                tables = as_tables(batch, stored, load_id)
+            except NotColumnar:
+                yield from items([report.record() for report in batch.values()])
+            else:
+                yield from status_tables.emitted(*tables, STATUS)
         state[MERGED_THROUGH] = reports.through
 
-    return dlt.resource(messages, **STATUS.merge_hints())()
+    return status_tables.apply_hints(dlt.resource(messages, **STATUS.merge_hints())(), STATUS)

@@ -1,4 +1,5 @@
-"""The report's digest: the same for the same report, whichever way its text was written."""
+"""Reading pushed bodies: the report's digest, the same for the same report whichever way its
+text was written; and what no table can hold, refused however it is spelled."""
 
 from __future__ import annotations
 
@@ -33,3 +34,23 @@ def test_a_digest_ignores_spacing_and_key_order() -> None:
     other = bodies.parse('{ "price": 0.5, "parts": [ { "b": "x", "a": 1 } ], "requestId": "r-1" }')
     assert bodies.digest(one) == bodies.digest(other)
     assert bodies.digest(bodies.parse('{"requestId":"r-1"}')) == bodies.digest({"requestId": "r-1"})
+
+
+@pytest.mark.parametrize("text", [body for body in BODIES if "." not in body])
+def test_the_digest_of_a_body_read_in_columns_is_the_digest_of_its_value(text: str) -> None:
+    assert bodies.text_digest(text) == bodies.digest(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"": 1}', "a field without a name"),
+        ('{"a": {" \\t": 1}}', "a field without a name"),
+        ('{"\\u0020\\u3000": 1}', "a field without a name"),
+        ('{"\u3000": 1}', "a field without a name"),
+        ('{"a": [{"b": "x\\u0000"}]}', "holds U.0000"),
+    ],
+)
+def test_a_body_no_table_can_hold_is_refused_however_it_is_spelled(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        bodies.parse(text)

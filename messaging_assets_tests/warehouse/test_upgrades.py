@@ -3,6 +3,8 @@ DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,15 +12,19 @@ import dlt
 import pytest
 
 from messaging_assets import column_hints as columns
+from messaging_assets.receiver.landing import DELIVERY_REPORTS
 from messaging_assets.sandbox import Sandbox
+from messaging_assets.source import bodies
 from messaging_assets.warehouse.destination import messaging_pipeline
 from messaging_assets_tests.conftest import (
     Destination,
+    Landing,
     Warehouse,
     both_destinations,
     metadata_of,
     run_config,
 )
+from messaging_assets_tests.source.test_pushed import PART, report
 
 DECIMAL = {"data_type": "decimal", "precision": 18, "scale": 6}
 BIGINT = {"data_type": "bigint"}
@@ -109,3 +115,101 @@ def test_an_upgraded_warehouse_is_upgraded_once(earlier_version, sandbox: Sandbo
     again = run("messages")
 
     assert "upgraded" not in metadata_of(again, "messages")
+
+
+def earlier_load(destination: Destination, tmp_path: Path, resource) -> None:
+    """`resource` loaded as the earlier version loaded it, into the test's destination: dlt's
+    normalizer nesting the parts, with ids of its own."""
+    messaging_pipeline(tmp_path / "earlier").run(resource)
+
+
+def unlinked_parts(warehouse: Warehouse, table: str) -> int:
+    """Parts whose parent is no row of `table`."""
+    return warehouse.scalar(
+        f"SELECT count(*) FROM messaging.{table}__parts AS p WHERE NOT EXISTS "
+        f"(SELECT 1 FROM messaging.{table} AS s WHERE s._dlt_id = p._dlt_parent_id)"
+    )
+
+
+@both_destinations
+def test_parts_of_an_earlier_version_are_replaced_when_their_message_is_merged_again(
+    destination: Destination, tmp_path: Path, sandbox: Sandbox, run, warehouse: Warehouse
+):
+    (tracked,) = sandbox.add_messages(1, final=True)
+    old_parts = [{"partId": "old-part-1"}, {"partId": "old-part-2"}]
+    earlier_load(
+        destination,
+        tmp_path,
+        dlt.resource(
+            [{"requestId": tracked, "status": "BUFFERED", "parts": old_parts}],
+            name="messages",
+            primary_key="requestId",
+            write_disposition="merge",
+            columns=columns.named(columns.MESSAGE, "requestId"),
+            nested_hints={"parts": {"columns": columns.named(columns.PART)}},
+        ),
+    )
+
+    result = run("messages", config=run_config(request_ids=[tracked]))
+
+    new_parts = [part["partId"] for part in sandbox.message(tracked)["parts"]]
+    message_id = tracked
+    assert warehouse.rows(
+        "SELECT _dlt_id FROM messaging.messages WHERE request_id = '" + tracked + "'"
+    ) == [(message_id,)]
+    assert warehouse.rows(
+        "SELECT part_id, _dlt_parent_id, _dlt_root_id, _dlt_list_idx, _dlt_id "
+        "FROM messaging.messages__parts ORDER BY _dlt_list_idx"
+    ) == [
+        (part_id, message_id, message_id, idx, f"{message_id}_{idx}")
+        for idx, part_id in enumerate(new_parts)
+    ]
+    assert unlinked_parts(warehouse, "messages") == 0
+    upgraded = metadata_of(result, "messages")["upgraded"]
+    assert "messages__parts linked to messages by the ids of their keys" in upgraded
+
+
+@both_destinations
+def test_a_report_of_an_earlier_version_landed_again_is_stored_once_with_its_parts_once(
+    destination: Destination, tmp_path: Path, run, landed: Landing, warehouse: Warehouse
+):
+    second = {**PART, "partId": "p-2"}
+    pushed = report("r-1", "DELIVERED", doneDate="2019-07-02T16:47:45+0200", parts=[PART, second])
+    report_id = bodies.digest(pushed)
+    earlier = {
+        **json.loads(json.dumps(pushed)),
+        "reportId": report_id,
+        "receivedAt": datetime(2019, 7, 2, 14, 47, 46, tzinfo=timezone.utc),
+        "landedFile": "delivery_reports/earlier.jsonl",
+        "landedLine": 1,
+        "body": json.dumps(pushed),
+    }
+    earlier_load(
+        destination,
+        tmp_path,
+        dlt.resource(
+            [earlier],
+            name="delivery_reports",
+            primary_key="reportId",
+            write_disposition={"disposition": "merge", "strategy": "insert-only"},
+            columns=columns.named(columns.REPORT, "reportId"),
+            nested_hints={"parts": {"columns": columns.named(columns.PART)}},
+        ),
+    )
+    landed.land(DELIVERY_REPORTS, pushed)
+
+    result = run("delivery_reports")
+
+    report_row_id = report_id
+    assert warehouse.rows(
+        "SELECT report_id, _dlt_id, landed_file FROM messaging.delivery_reports"
+    ) == [(report_id, report_row_id, "delivery_reports/earlier.jsonl")]
+    assert warehouse.rows(
+        "SELECT part_id, _dlt_parent_id, _dlt_root_id, _dlt_list_idx, _dlt_id "
+        "FROM messaging.delivery_reports__parts ORDER BY _dlt_list_idx"
+    ) == [
+        (part_id, report_row_id, report_row_id, idx, f"{report_row_id}_{idx}")
+        for idx, part_id in enumerate(["p-1", "p-2"])
+    ]
+    upgraded = metadata_of(result, "delivery_reports")["upgraded"]
+    assert "delivery_reports__parts linked to delivery_reports by the ids of their keys" in upgraded

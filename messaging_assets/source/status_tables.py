@@ -407,20 +407,16 @@ def _unnested(schema: Schema, table: str) -> None:
             column.pop("root_key", None)
 
 
-def _named(columns: Mapping[str, Hint]) -> dict[str, dict[str, Any]]:
-    return {name: {"name": name, **hint} for name, hint in columns.items()}
-
-
 def apply_hints(resource: DltResource, endpoint: Endpoint) -> DltResource:
     """The statuses' own columns, and the parts' table, as `items` fills them."""
-    resource.apply_hints(columns=_named(STATUS_COLUMNS))
+    resource.apply_hints(columns=column_hints.named(STATUS_COLUMNS))
     # A merged status's parts are replaced by its new ones; a stored report's stay as they are.
     replaced = {"merge_key": row_ids.ROOT_ID} if endpoint.history == "merge" else {}
     table_variant(
         resource,
         parts_table(endpoint.name),
         primary_key=row_ids.ROW_ID,
-        columns={**column_hints.named(endpoint.nested[PARTS]), **_named(PART_COLUMNS)},
+        columns={**column_hints.named(endpoint.nested[PARTS]), **column_hints.named(PART_COLUMNS)},
         **replaced,
     )
     return resource

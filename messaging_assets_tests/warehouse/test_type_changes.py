@@ -28,6 +28,14 @@ def details(result, table: str) -> str:
     return check_metadata(check(result, table, CHECK))["details"]
 
 
+def failed(result, table: str, severity: AssetCheckSeverity) -> str:
+    """The check's text, once it is asserted to have failed with `severity`."""
+    evaluation = check(result, table, CHECK)
+    assert not evaluation.passed
+    assert evaluation.severity == severity
+    return check_metadata(evaluation)["details"]
+
+
 def load_twice(sandbox: Sandbox, run, table: str, field: str, before: Any, after: Any, config=None):
     """Loads `table` with every record's `field` as `before`, then as `after`."""
     sandbox.set_field(table, field, [before])
@@ -70,11 +78,8 @@ def test_a_value_of_another_type_is_kept_beside_its_column_and_the_check_names_i
     assert set(warehouse.rows(f"SELECT score FROM messaging.{table} WHERE NOT {CURRENT}")) == {
         (before,)
     }
-    evaluation = check(result, table, CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.ERROR
     kind = kept_in.rsplit("__v_", 1)[1]
-    assert details(result, table).startswith(
+    assert failed(result, table, AssetCheckSeverity.ERROR).startswith(
         f"{table}.score: {kind} values in {len(rows)} current row(s), where the column is {was}; "
         f"they are kept in {kept_in} (e.g. {key} "
     )
@@ -121,10 +126,7 @@ def test_a_list_item_of_another_type_is_kept_beside_the_items_column(
             f"_dlt_parent_id IN (SELECT _dlt_id FROM messaging.contacts WHERE {CURRENT})"
         )
     ) == {(0, None, "12"), (1, 3, None)}
-    evaluation = check(result, "contacts", CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.ERROR
-    assert details(result, "contacts").startswith(
+    assert failed(result, "contacts", AssetCheckSeverity.ERROR).startswith(
         "contacts__scores.value: text values in 120 current row(s), where the column is bigint; "
         "they are kept in value__v_text (e.g. _dlt_id "
     )
@@ -207,10 +209,7 @@ def test_a_value_beyond_what_its_column_holds_is_kept_exactly_and_the_check_says
         f"SELECT {column}, {kept_in} FROM messaging.{table} WHERE {kept_in} IS NOT NULL"
     )
     assert set(rows) == {(None, kept)}
-    evaluation = check(result, table, CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.ERROR
-    assert details(result, table).startswith(
+    assert failed(result, table, AssetCheckSeverity.ERROR).startswith(
         f"{table}.{column}: {kind} values in {len(rows)} current row(s), beyond what its "
         f"{column_type} column holds; they are kept in {kept_in} (e.g. {key} "
     )
@@ -289,10 +288,7 @@ def test_a_declared_field_that_becomes_an_object_fails_the_check_naming_where_it
             f"FROM messaging.contacts WHERE {CURRENT}"
         )
     ) == {(None, "First 0", "Last 0")}
-    evaluation = check(result, "contacts", CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.ERROR
-    assert details(result, "contacts") == (
+    assert failed(result, "contacts", AssetCheckSeverity.ERROR) == (
         "contacts.contact_name: an object in 120 current row(s), where the column holds text; "
         "its values are in contact_name__first, contact_name__last, and contact_name is empty "
         "there"
@@ -327,10 +323,7 @@ def test_an_undeclared_object_or_list_that_becomes_text_everywhere_is_a_warning(
     assert set(warehouse.rows(f"SELECT address FROM messaging.contacts WHERE {CURRENT}")) == {
         ("Berlin",)
     }
-    evaluation = check(result, "contacts", CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.WARN
-    assert details(result, "contacts") == (
+    assert failed(result, "contacts", AssetCheckSeverity.WARN) == (
         "contacts.address: text values in 120 current row(s), where it was an object or a list "
         f"before ({was_in})"
     )
@@ -349,10 +342,7 @@ def test_an_undeclared_object_that_becomes_a_list_is_a_warning_naming_both_place
         current_items(warehouse, "contacts", "contacts__address")
         == [("Berlin",)] * 120 + [("Paris",)] * 120
     )
-    evaluation = check(result, "contacts", CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.WARN
-    assert details(result, "contacts") == (
+    assert failed(result, "contacts", AssetCheckSeverity.WARN) == (
         "contacts.address: a list in 120 current row(s), where it was an object "
         "(address__city); its items are in the table contacts__address, and address__city is "
         "empty there"
@@ -372,10 +362,7 @@ def test_an_undeclared_list_that_becomes_an_object_is_a_warning_naming_both_plac
         ("Berlin",)
     }
     assert current_items(warehouse, "contacts", "contacts__address") == []
-    evaluation = check(result, "contacts", CHECK)
-    assert not evaluation.passed
-    assert evaluation.severity == AssetCheckSeverity.WARN
-    assert details(result, "contacts") == (
+    assert failed(result, "contacts", AssetCheckSeverity.WARN) == (
         "contacts.address: an object in 120 current row(s), where it was a list (the table "
         "contacts__address); its values are in address__city, and contacts__address holds no "
         "items for them"
